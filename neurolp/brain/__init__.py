@@ -1,0 +1,1 @@
+"""Allen Brain Observatory natural scenes: download, cache reading, stimuli."""

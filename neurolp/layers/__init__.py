@@ -1,0 +1,20 @@
+"""Brain-inspired layers: Lp-convolution and its conversion tools."""
+
+from neurolp.layers.convert import bake_lp, constrain_lp_, crop_lp, large_convert, lp_convert, lp_layers
+from neurolp.layers.inspect import mask_table, plot_masks
+from neurolp.layers.lpconv import LargeConv2d, LpConv2d, enlarged_kernel_size, masked_conv2d
+
+__all__ = [
+    "LpConv2d",
+    "LargeConv2d",
+    "masked_conv2d",
+    "enlarged_kernel_size",
+    "lp_convert",
+    "large_convert",
+    "lp_layers",
+    "constrain_lp_",
+    "bake_lp",
+    "crop_lp",
+    "mask_table",
+    "plot_masks",
+]

@@ -1,0 +1,142 @@
+"""Model registry: ``{variant}-{arch}`` names → ``nn.Module`` (modelled on timm's ``create_model``).
+
+Variants (paper Table 1):
+
+* ``base``   — the architecture as is (k×k kernels);
+* ``large``  — every conv enlarged to ``l = 2⌈k/2⌉ + k``, no mask ("Large" conv);
+* ``lp{p}``  — Lp-convolution with ``p_init = p``, C and p trainable (e.g. ``lp2``, ``lp16``);
+* ``lp{p}f`` — the same with C and p frozen (``lp256f`` is the paper's †: the base model in
+  large-kernel clothing).
+
+Architectures register themselves with :func:`register_arch`; a builder takes ``num_classes`` and
+``image_size`` (and optional keyword arguments) and returns the *base* model.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from torch import nn
+
+from neurolp.errors import ConfigError
+
+__all__ = ["ArchSpec", "ModelName", "register_arch", "parse_model_name", "create_model", "list_archs",
+           "list_models", "ARCHS", "DEFAULT_P"]
+
+DEFAULT_P = (2, 4, 8, 16)  # the paper's p_init values; `list_models` shows these plus lp256f
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    name: str
+    builder: Callable[..., nn.Module]
+    description: str = ""
+    has_drop_path: bool = False  # supports stochastic depth through `drop_path_rate`
+    tags: tuple[str, ...] = field(default_factory=tuple)
+
+
+ARCHS: dict[str, ArchSpec] = {}
+
+
+def register_arch(name: str, *, description: str = "", has_drop_path: bool = False, tags=()):
+    """Decorator registering ``fn(num_classes, image_size, **kwargs) -> nn.Module`` as ``name``."""
+
+    def deco(fn):
+        if name in ARCHS:
+            raise ValueError(f"architecture {name!r} is already registered")
+        ARCHS[name] = ArchSpec(name, fn, description or (fn.__doc__ or "").strip().split("\n")[0],
+                               has_drop_path, tuple(tags))
+        return fn
+
+    return deco
+
+
+@dataclass(frozen=True)
+class ModelName:
+    variant: str          # "base" | "large" | "lp"
+    arch: str
+    p_init: float | None = None
+    frozen: bool = False
+
+    def __str__(self) -> str:
+        if self.variant != "lp":
+            return f"{self.variant}-{self.arch}"
+        return f"lp{self.p_init:g}{'f' if self.frozen else ''}-{self.arch}"
+
+
+_NAME_RE = re.compile(r"^(?:(base|large)|lp(\d+(?:\.\d+)?)(f?))-(.+)$")
+
+
+def _ensure_builtin_archs() -> None:
+    import neurolp.models.archs  # noqa: F401  (registers the torchvision architectures)
+
+
+def parse_model_name(name: str) -> ModelName:
+    """Split ``"lp2-resnet18"`` into its parts; unknown names list the valid ones."""
+    _ensure_builtin_archs()
+    m = _NAME_RE.match(name.strip().lower()) if isinstance(name, str) else None
+    if m is None:
+        raise ConfigError(
+            f"invalid model name {name!r}: expected {{variant}}-{{arch}} with variant base, large, "
+            f"lp{{p}} or lp{{p}}f (e.g. lp2-resnet18, lp256f-alexnet); archs: {', '.join(sorted(ARCHS))}")
+    base_or_large, p, frozen, arch = m.groups()
+    if arch not in ARCHS:
+        raise ConfigError(f"unknown architecture {arch!r} in model name {name!r}; "
+                          f"valid architectures: {', '.join(sorted(ARCHS))}")
+    if base_or_large:
+        return ModelName(base_or_large, arch)
+    p_init = float(p)
+    if p_init < 1:
+        raise ConfigError(f"p_init must be >= 1 in {name!r} (the L_p norm needs p >= 1)")
+    return ModelName("lp", arch, p_init, bool(frozen))
+
+
+def create_model(name: str, num_classes: int = 1000, image_size: int = 224, *,
+                 drop_path_rate: float = 0.0, convert_kwargs: dict[str, Any] | None = None,
+                 **arch_kwargs) -> nn.Module:
+    """Build a registered model, e.g. ``create_model("lp2-resnet18", num_classes=100, image_size=32)``.
+
+    ``image_size`` ≤ 32 selects CIFAR stems (see :mod:`neurolp.models.archs`). ``convert_kwargs`` go
+    to :func:`~neurolp.layers.lp_convert` / :func:`~neurolp.layers.large_convert` (e.g.
+    ``{"C_param": "spd"}``). The returned model carries ``model.neurolp_spec``, a dict describing
+    how it was built (what checkpoints record).
+    """
+    from neurolp.layers import large_convert, lp_convert
+
+    spec_name = parse_model_name(name)
+    arch = ARCHS[spec_name.arch]
+    if num_classes < 1 or image_size < 8:
+        raise ConfigError(f"need num_classes >= 1 and image_size >= 8, got {num_classes}, {image_size}")
+    if drop_path_rate:
+        if not arch.has_drop_path:
+            raise ConfigError(f"{spec_name.arch} has no stochastic depth; use drop_path_rate=0")
+        arch_kwargs["drop_path_rate"] = drop_path_rate
+    model = arch.builder(num_classes=num_classes, image_size=image_size, **arch_kwargs)
+    convert_kwargs = dict(convert_kwargs or {})
+    if spec_name.variant == "large":
+        large_convert(model, **convert_kwargs)
+    elif spec_name.variant == "lp":
+        convert_kwargs.setdefault("frozen", spec_name.frozen)
+        lp_convert(model, spec_name.p_init, **convert_kwargs)
+    model.neurolp_spec = {"name": str(spec_name), "arch": spec_name.arch, "variant": spec_name.variant,
+                          "p_init": spec_name.p_init, "frozen": spec_name.frozen,
+                          "num_classes": num_classes, "image_size": image_size,
+                          "drop_path_rate": drop_path_rate, "convert_kwargs": convert_kwargs,
+                          "arch_kwargs": {k: v for k, v in arch_kwargs.items() if k != "drop_path_rate"}}
+    return model
+
+
+def list_archs() -> list[str]:
+    _ensure_builtin_archs()
+    return sorted(ARCHS)
+
+
+def list_models(arch: str | None = None, p_values=DEFAULT_P) -> list[str]:
+    """The canonical names per architecture: base, large, lp{p} for the paper's p, and lp256f."""
+    archs = [arch] if arch else list_archs()
+    names = []
+    for a in archs:
+        names += [f"base-{a}", f"large-{a}", *(f"lp{p:g}-{a}" for p in p_values), f"lp256f-{a}"]
+    return names

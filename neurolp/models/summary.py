@@ -1,0 +1,42 @@
+"""Parameter and MAC counts of registry models, measured on the meta device (no memory, no time).
+
+MACs are multiply–accumulates of one forward pass on one image (what the paper's tables, like most
+vision papers, call FLOPs; Table 10: AlexNet 0.71 G at 224 px).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["count_params", "count_macs", "model_summary"]
+
+
+def count_params(model: nn.Module, trainable_only: bool = False) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def count_macs(model: nn.Module, image_size: int, in_chans: int = 3) -> int:
+    """MACs of one forward pass at ``image_size`` (counted by torch's FlopCounterMode; Lp-mask
+    arithmetic is elementwise and not counted, it is O(out·l²) per layer)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    device = next(model.parameters()).device
+    x = torch.zeros(1, in_chans, image_size, image_size, device=device)
+    was_training = model.training
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x)
+    model.train(was_training)
+    return counter.get_total_flops() // 2
+
+
+def model_summary(name: str, num_classes: int = 1000, image_size: int = 224) -> dict:
+    """Parameters (total, trainable) and MACs of a registry model, built on the meta device."""
+    from neurolp.models.registry import create_model
+
+    with torch.device("meta"):
+        model = create_model(name, num_classes=num_classes, image_size=image_size)
+    return {"name": name, "num_classes": num_classes, "image_size": image_size,
+            "params": count_params(model), "trainable_params": count_params(model, True),
+            "macs": count_macs(model, image_size)}

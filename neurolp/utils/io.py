@@ -1,0 +1,131 @@
+"""Atomic output: nothing half-written is ever left where a user looks for results.
+
+* :func:`atomic_write` writes to a temporary file in the target's folder and ``os.replace``-s it
+  into place, so readers see either the old file or the complete new one.
+* :func:`staged_output` collects a whole run's outputs in a hidden staging folder next to ``--out``
+  and moves them in only when the run succeeded; on error the staging folder is removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import IO, Any, Iterator
+
+__all__ = ["atomic_write", "atomic_write_text", "staged_output", "write_csv", "write_run_record",
+           "git_commit", "environment_versions"]
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
+    """Open a temporary file next to ``path``; on clean exit fsync and rename it onto ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    with atomic_write(path, "w") as fh:
+        fh.write(text)
+    return Path(path)
+
+
+def write_csv(df, path: str | os.PathLike, **kwargs) -> Path:
+    """Write a DataFrame as a tidy CSV atomically (no index unless asked)."""
+    kwargs.setdefault("index", False)
+    with atomic_write(path, "w") as fh:
+        df.to_csv(fh, **kwargs)
+    return Path(path)
+
+
+@contextlib.contextmanager
+def staged_output(out_dir: str | os.PathLike) -> Iterator[Path]:
+    """Yield a staging folder whose files are moved into ``out_dir`` only if the block succeeds.
+
+    Files already in ``out_dir`` that the run does not produce are left untouched; files it does
+    produce are replaced one by one with ``os.replace`` (atomic per file).
+    """
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-", dir=out_dir.parent))
+    try:
+        yield stage
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for src in sorted(stage.rglob("*")):
+            if src.is_file():
+                dst = out_dir / src.relative_to(stage)
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(src, dst)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def git_commit(path: str | os.PathLike | None = None) -> str | None:
+    """The git commit of the neurolp source tree (``None`` outside a git checkout)."""
+    here = Path(path) if path is not None else Path(__file__).resolve().parents[2]
+    try:
+        out = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def environment_versions() -> dict[str, str]:
+    """Versions of Python and the numerical stack, for run records."""
+    from importlib import metadata
+
+    versions = {"python": platform.python_version(), "platform": platform.platform()}
+    for dist in ("neurolp", "torch", "torchvision", "numpy", "scipy", "pandas", "timm"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[dist] = metadata.version(dist)
+    return versions
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if hasattr(obj, "item") and callable(obj.item):  # numpy / torch scalars
+        with contextlib.suppress(Exception):
+            return obj.item()
+    if isinstance(obj, (str, int, float, bool)) or obj is None:
+        return obj
+    return repr(obj)
+
+
+def write_run_record(out_dir: str | os.PathLike, command: str, config: dict[str, Any],
+                     extra: dict[str, Any] | None = None) -> Path:
+    """Write ``run.json``: everything needed to re-run a command (config, seed, versions, commit)."""
+    record = {
+        "command": command,
+        "argv": sys.argv,
+        "config": config,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "git_commit": git_commit(),
+        "versions": environment_versions(),
+    }
+    if extra:
+        record.update(extra)
+    return atomic_write_text(Path(out_dir) / "run.json", json.dumps(_jsonable(record), indent=2) + "\n")
