@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from neurolp.layers import lp_convert, mask_table
+from neurolp.layers import lp_convert, mask_table, plot_masks
 from neurolp.mpnd import C_from_conformation, conformation, lp_mask, offset_grid
 
 
@@ -92,3 +92,15 @@ def test_mask_table_per_layer():
     assert row["theta"] == pytest.approx(30.0, abs=1e-3)
     assert row["gamma"] == pytest.approx(2.0, rel=1e-5)
     assert row["kernel"] == "11x11"
+
+
+def test_plot_masks_draws_the_chosen_masks():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    layer = lp_convert(torch.nn.Conv2d(3, 40, 3, padding=1), 2.0)
+    fig = plot_masks(layer, 16, ncols=8, seed=1)
+    images = [ax.images[0] for ax in fig.axes if ax.images]
+    assert len(images) == 16
+    assert np.allclose(images[0].get_array(), layer.mask()[0].detach().numpy())
+    assert "mean p = 2.00" in fig._suptitle.get_text()
