@@ -1,1 +1,19 @@
-"""Allen Brain Observatory natural scenes: download, cache reading, stimuli."""
+"""Allen Brain Observatory natural scenes: download, cache reading, tidy responses, stimuli.
+
+Reading a populated cache needs only h5py and numpy (no allensdk, no network); allensdk is imported
+only by :func:`fetch_natural_scenes`.
+"""
+
+from neurolp.brain.cache import CacheLayout, describe_cache, experiment_table, select_experiments
+from neurolp.brain.fetch import fetch_natural_scenes
+from neurolp.brain.responses import BrainResponses, ResponseParams, experiment_responses, load_responses
+from neurolp.brain.selection import (PAPER_AREAS, PAPER_CRE_LINES, PAPER_DEPTHS, Selection,
+                                     cortical_layer)
+from neurolp.brain.stimuli import (StimulusSpec, natural_scene_templates, preprocess_stimuli,
+                                   stimulus_spec)
+
+__all__ = ["CacheLayout", "describe_cache", "experiment_table", "select_experiments",
+           "fetch_natural_scenes", "BrainResponses", "ResponseParams", "experiment_responses",
+           "load_responses", "PAPER_AREAS", "PAPER_CRE_LINES", "PAPER_DEPTHS", "Selection",
+           "cortical_layer", "StimulusSpec", "natural_scene_templates", "preprocess_stimuli",
+           "stimulus_spec"]

@@ -1,0 +1,334 @@
+"""``neurolp rsa`` as a library call: presets, model loading, brain RSMs, scores, one result object.
+
+Two presets (every option can still be overridden):
+
+* ``default`` — the per-mouse pipeline: L0 events averaged over 15 frames after onset, one RSM per
+  mouse and area (Pearson, per-unit centring), Kendall's τ_a on the strict lower triangle, score =
+  mean over mice, normalised by the across-mice lower bound (leave-one-mouse-out), upper bound and
+  trial split-half ceiling reported too, 1000 bootstrap samples over images and mice, stimuli with
+  the checkpoint's training normalisation.
+* ``lpconv`` — the official Lp-Conv pipeline (``jeakwon/lpconv:ssm.py`` over Bakhtiari et al.'s
+  brain code): events **summed** over 15 frames, one pooled population per area (all mice and
+  containers), 100 RSMs from random trial halves, Kendall's τ_b, score = median over the 100
+  splits / median trial split-half ceiling (50 splits), in-sample max over layers, the anchor's
+  stimuli (left crop, per-image z-score). Unlike the official script, the model is in eval mode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from neurolp.errors import CheckpointError, ConfigError
+
+__all__ = ["RSAConfig", "PRESETS", "ModelSource", "RSAResult", "load_model_source", "run_rsa",
+           "model_rsms"]
+
+
+@dataclass(frozen=True)
+class RSAConfig:
+    preset: str = "default"
+    population: str = "mouse"          # "mouse" | "pooled"
+    comparator: str = "tau_a"
+    normalise_by: str = "lower"        # "lower" | "upper" | "split-half"
+    pool: str = "mean"
+    aggregate: str = "mean"            # over mice / splits
+    n_boot: int = 1000
+    ci: float = 0.95
+    layer_selection: str = "max"       # "max" | "cv"
+    cv_splits: int = 10
+    centre: bool = True
+    min_neurons: int = 10
+    n_splits: int = 100                # pooled: random-half RSMs
+    n_trial_splits: int = 10           # split-half ceiling repetitions (per mouse, or pooled)
+    signal: str = "events"
+    window_start: int = 0
+    window_frames: int = 15
+    response_aggregate: str = "mean"
+    baseline_frames: int = 0
+    stimuli: str = "checkpoint"        # "checkpoint" | "anchor"
+    crop: str = "left"
+    batch_size: int | None = None
+    max_features: int | None = None
+    reduce: str = "pool"
+    seed: int = 0
+    threads: int | None = None
+    mouse_draws: int = 4
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_preset(cls, name: str = "default", **overrides) -> "RSAConfig":
+        if name not in PRESETS:
+            raise ConfigError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+        values = dict(PRESETS[name])
+        unknown = set(overrides) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ConfigError(f"unknown RSA option(s) {sorted(unknown)}")
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(preset=name, **values)
+
+    def validate(self) -> "RSAConfig":
+        if self.population == "pooled" and self.normalise_by != "split-half":
+            raise ConfigError("the pooled population has no mice, so no across-mice ceiling: use "
+                              "--normalise-by split-half (the lpconv preset does)")
+        if self.population == "pooled" and self.n_boot:
+            raise ConfigError("bootstrap over images and mice needs per-mouse RSMs (--population "
+                              "mouse); the pooled (lpconv) pipeline reports the spread over its "
+                              "trial split-half RSMs instead: use --bootstrap 0")
+        if self.population == "pooled" and self.layer_selection == "cv":
+            raise ConfigError("--layer-selection cv is implemented for the per-mouse pipeline")
+        if self.normalise_by == "split-half" and self.n_trial_splits < 1:
+            raise ConfigError("normalising by the split-half ceiling needs --trial-splits >= 1")
+        return self
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": dict(population="mouse", comparator="tau_a", normalise_by="lower", pool="mean",
+                    aggregate="mean", n_boot=1000, layer_selection="max", centre=True,
+                    n_splits=0, n_trial_splits=10, signal="events", window_start=0,
+                    window_frames=15, response_aggregate="mean", baseline_frames=0,
+                    stimuli="checkpoint"),
+    "lpconv": dict(population="pooled", comparator="tau_b", normalise_by="split-half",
+                   aggregate="median", n_boot=0, layer_selection="max", centre=True, n_splits=100,
+                   n_trial_splits=50, signal="events", window_start=0, window_frames=15,
+                   response_aggregate="sum", baseline_frames=0, stimuli="anchor"),
+}
+
+
+@dataclass
+class ModelSource:
+    """A model to score: its registry name, the module, and what is known about its training."""
+
+    name: str
+    model: Any
+    image_size: int
+    normalization: dict | None = None
+    checkpoint: str | None = None
+    metadata: dict = field(default_factory=dict)
+    label: str | None = None
+
+    @property
+    def display(self) -> str:
+        return self.label or self.name
+
+
+def load_model_source(name: str, *, checkpoint: str | Path | None = None, store=None,
+                      dataset: str | None = None, image_size: int | None = None,
+                      untrained: bool = False, num_classes: int = 200, seed: int = 0,
+                      device: str = "cpu") -> ModelSource:
+    """Resolve ``--model`` (and ``--checkpoint``) to a loaded model.
+
+    With ``checkpoint`` the file is loaded and must hold ``name``; otherwise the newest checkpoint
+    of ``name`` in the store is used (``neurolp.train.store.find_checkpoint``). ``untrained``
+    builds a randomly initialised model instead (``image_size`` then required). A checkpoint made
+    for another input size than ``image_size`` is refused.
+    """
+    from neurolp.models import create_model, parse_model_name
+
+    canon = str(parse_model_name(name))
+    if untrained:
+        if checkpoint is not None:
+            raise ConfigError("--untrained and --checkpoint exclude each other")
+        import torch
+
+        torch.manual_seed(seed)
+        size = int(image_size or 64)
+        model = create_model(canon, num_classes=num_classes, image_size=size).eval()
+        try:  # what a training run would normalise with
+            from neurolp.train.checkpoint import DEFAULT_NORMALIZATION as norm
+        except ImportError:  # pragma: no cover
+            norm = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+        return ModelSource(canon, model, size, dict(norm), None, {"untrained": True, "seed": seed},
+                           f"{canon} (untrained)")
+    try:
+        from neurolp.train.checkpoint import load_model
+        from neurolp.train.store import find_checkpoint
+    except ImportError as exc:  # pragma: no cover - the training module ships with neurolp
+        raise ConfigError("loading checkpoints needs neurolp.train; use --untrained") from exc
+    if checkpoint is None:
+        path = find_checkpoint(canon, store=store, dataset=dataset, image_size=image_size)
+    else:
+        path = Path(checkpoint)
+        if not path.is_file():
+            raise CheckpointError(f"checkpoint {path} does not exist")
+    model, meta = load_model(path, device=device, expect_model=canon)
+    size = int(meta["image_size"])
+    if image_size is not None and int(image_size) != size:
+        raise CheckpointError(
+            f"checkpoint {path} was made for {size}×{size} inputs ({meta.get('dataset')}), not "
+            f"{image_size}×{image_size}: the stimuli are resized to the checkpoint's input size, so "
+            f"drop --image-size or pass a checkpoint trained at {image_size} px")
+    return ModelSource(canon, model, size, meta.get("normalization"), str(path), meta)
+
+
+@dataclass
+class RSAResult:
+    scores: pd.DataFrame         # model × layer × area
+    samples: pd.DataFrame        # model × layer × area × mouse/split
+    maxima: pd.DataFrame         # model × area (+ "all")
+    brain_report: pd.DataFrame   # one row per mouse (or pooled population) and area
+    layer_info: pd.DataFrame     # model × layer: units, dead units, reduction
+    config: RSAConfig
+    selection: dict
+    stimuli: dict                # model → stimulus preprocessing description
+    excluded: pd.DataFrame       # experiments, mice, layers left out and why
+    brain_summary: pd.DataFrame | None = None
+    brain_rsms: dict | None = None
+    model_rsms: dict | None = None
+    response_params: dict | None = None
+    from_cache: bool = False
+    timings: dict = field(default_factory=dict)   # seconds per stage
+
+    def summary_lines(self) -> list[str]:
+        cfg = self.config
+        lines = [f"preset: {cfg.preset} (population={cfg.population}, comparator={cfg.comparator}, "
+                 f"normalised by the {cfg.normalise_by} ceiling, aggregate={cfg.aggregate}, "
+                 f"bootstrap={cfg.n_boot})"]
+        for model, df in self.maxima.groupby("model", sort=False):
+            allrow = df[df["area"] == "all"]
+            if len(allrow):
+                r = allrow.iloc[0]
+                ci = ""
+                if "max_ci_low" in r and pd.notna(r.get("max_ci_low")):
+                    ci = f" [{r['max_ci_low']:.3f}, {r['max_ci_high']:.3f}]"
+                flag = "  (> 1: above the ceiling)" if r["above_ceiling"] else ""
+                cv = ""
+                if "cv_normalised" in r and pd.notna(r.get("cv_normalised")):
+                    cv = f"; cross-validated {r['cv_normalised']:.3f}"
+                lines.append(f"{model}: max normalised score {r['max_normalised']:.3f}{ci} at "
+                             f"{r['best_layer']} / {r['best_area']}{flag}{cv}")
+            for _, r in df[df["area"] != "all"].iterrows():
+                if r["best_layer"] is None or pd.isna(r["max_normalised"]):
+                    lines.append(f"  {r['area']}: no score")
+                    continue
+                lines.append(f"  {r['area']}: {r['max_normalised']:.3f} at {r['best_layer']}"
+                             f"{' (> 1)' if r['above_ceiling'] else ''}")
+        n_above = int(self.scores["above_ceiling"].sum())
+        if n_above:
+            lines.append(f"{n_above} layer × area score(s) exceed the noise ceiling (flagged in "
+                         "above_ceiling; not clipped)")
+        if len(self.excluded):
+            kinds = self.excluded["kind"].value_counts().to_dict()
+            lines.append("excluded (see excluded.csv): " + ", ".join(
+                f"{v} {k}(s)" for k, v in sorted(kinds.items())))
+            for _, r in self.excluded[self.excluded["kind"] == "area"].iterrows():
+                lines.append(f"  area {r['item']}: {r['reason']}")
+        return lines
+
+
+def model_rsms(source: ModelSource, templates: np.ndarray, cfg: RSAConfig, layers=None,
+               device: str = "cpu", progress: bool = False):
+    """Layer RSMs of one model on the natural scenes, with the stimulus spec used."""
+    from neurolp.brain.stimuli import preprocess_stimuli, stimulus_spec
+    from neurolp.rsa.activations import layer_rsms
+
+    spec = stimulus_spec(cfg.stimuli, source.image_size, source.normalization, crop=cfg.crop)
+    inputs = preprocess_stimuli(templates, spec)
+    lr = layer_rsms(source.model, inputs, layers, centre=cfg.centre, batch_size=cfg.batch_size,
+                    max_features=cfg.max_features, reduce=cfg.reduce, seed=cfg.seed, device=device,
+                    progress=progress)
+    return lr, spec
+
+
+def run_rsa(sources: Sequence[ModelSource], allen_cache, config: RSAConfig | None = None, *,
+            selection=None, layers=None, areas=None, allow_partial: bool = False,
+            device: str = "cpu", keep_rsms: bool = False, progress: bool = False) -> RSAResult:
+    """Score every model against the Allen natural-scene responses (see the module docstring)."""
+    from neurolp.brain.responses import ResponseParams, load_responses
+    from neurolp.brain.selection import Selection
+    from neurolp.brain.stimuli import natural_scene_templates
+    from neurolp.rsa.brain_rsms import brain_rsms
+    from neurolp.rsa.scores import ScoreConfig, score_layers
+
+    import time
+
+    clock = time.perf_counter
+    timings: dict[str, float] = {}
+    t0 = clock()
+    cfg = (config or RSAConfig.from_preset("default")).validate()
+    if not sources:
+        raise ConfigError("no model to score")
+    selection = selection or Selection()
+    if areas:
+        selection = replace(selection, areas=tuple(areas))
+    params = ResponseParams(cfg.signal, cfg.window_start, cfg.window_frames, cfg.response_aggregate,
+                            cfg.baseline_frames)
+    brain = load_responses(allen_cache, selection, params, allow_partial=allow_partial,
+                           progress=progress)
+    timings["brain responses"] = clock() - t0
+    t0 = clock()
+    templates = natural_scene_templates(allen_cache)
+    timings["stimulus templates"] = clock() - t0
+    t0 = clock()
+    if templates.shape[0] != brain.n_images:
+        raise ConfigError(f"{templates.shape[0]} stimulus templates but responses to "
+                          f"{brain.n_images} images")
+    rsms, report = brain_rsms(brain, population=cfg.population, centre=cfg.centre,
+                              min_neurons=cfg.min_neurons, n_splits=cfg.n_splits,
+                              n_trial_splits=cfg.n_trial_splits, seed=cfg.seed)
+    timings["brain RSMs"] = clock() - t0
+    excluded = [brain.excluded.assign(kind="experiment")[["kind", "experiment_id", "reason"]]
+                .rename(columns={"experiment_id": "item"})] if len(brain.excluded) else []
+    absent = [a for a in selection.areas if a not in set(brain.experiments["area"])]
+    if absent:
+        excluded.append(pd.DataFrame({"kind": "area", "item": absent,
+                                      "reason": "no natural-scene experiment of the selection in "
+                                                "the cache"}))
+    bad = report[~report["included"]] if "included" in report else report.iloc[0:0]
+    if len(bad):
+        excluded.append(pd.DataFrame({"kind": "mouse", "item": bad["area"] + "/" + bad["mouse"],
+                                      "reason": bad["reason"]}))
+    scfg = ScoreConfig(cfg.comparator, cfg.normalise_by, cfg.pool, cfg.aggregate, cfg.n_boot,
+                       cfg.ci, cfg.layer_selection, cfg.cv_splits, cfg.seed, cfg.threads,
+                       cfg.mouse_draws)
+    all_scores, all_samples, all_max, all_info, stim = [], [], [], [], {}
+    model_rsm_store = {}
+    for src in sources:
+        t0 = clock()
+        lr, spec = model_rsms(src, templates, cfg, layers, device=device, progress=progress)
+        timings[f"{src.display}: layer RSMs"] = clock() - t0
+        t0 = clock()
+        vectors = lr.vectors()
+        tables = score_layers(lr.names, vectors, rsms, scfg, n_images=brain.n_images,
+                              progress=progress)
+        timings[f"{src.display}: scores"
+                f"{f' + {cfg.n_boot} bootstrap samples' if cfg.n_boot else ''}"] = clock() - t0
+        ident = {"model": src.display, "checkpoint": src.checkpoint or "", "preset": cfg.preset,
+                 "comparator": cfg.comparator, "stimuli": cfg.stimuli}
+        info = lr.info.copy()
+        for df in (tables.scores, tables.samples, tables.maxima, info):
+            for k, v in reversed(list(ident.items())):
+                df.insert(0, k, v)
+        # dead units are reported per layer in the scores table as well
+        dead = dict(zip(info["layer"], info["n_dead"]))
+        units = dict(zip(info["layer"], info["n_units"]))
+        tables.scores["n_units"] = tables.scores["layer"].map(units)
+        tables.scores["n_dead_units"] = tables.scores["layer"].map(dead)
+        und = info[info["n_undefined_images"] > 0]
+        for _, r in und.iterrows():
+            excluded.append(pd.DataFrame([{"kind": "layer images", "item": f"{src.display}/{r['layer']}",
+                                           "reason": f"{r['n_undefined_images']} image(s) with a "
+                                                     "constant activation vector: undefined RSM row, "
+                                                     "its pairs left out"}]))
+        all_scores.append(tables.scores)
+        all_samples.append(tables.samples)
+        all_max.append(tables.maxima)
+        all_info.append(info)
+        stim[src.display] = spec.describe()
+        if keep_rsms:
+            model_rsm_store[src.display] = lr
+    exc = pd.concat(excluded, ignore_index=True) if excluded else pd.DataFrame(
+        columns=["kind", "item", "reason"])
+    return RSAResult(pd.concat(all_scores, ignore_index=True),
+                     pd.concat(all_samples, ignore_index=True),
+                     pd.concat(all_max, ignore_index=True), report,
+                     pd.concat(all_info, ignore_index=True), cfg, selection.to_dict(), stim, exc,
+                     brain.summary(), rsms if keep_rsms else None,
+                     model_rsm_store if keep_rsms else None,
+                     params.to_dict(), brain.from_cache, timings)
