@@ -14,7 +14,7 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("errors", "layers", "models", "mpnd", "cli", "utils")
+_SUBMODULES = ("errors", "utils", "mpnd", "layers", "models", "rf", "stats", "train", "brain", "rsa", "cli")
 
 
 def __getattr__(name: str):

@@ -22,7 +22,13 @@ from neurolp.errors import NeurolpError
 
 # Subcommand modules, in the order `neurolp --help` lists them.
 COMMANDS: tuple[str, ...] = (
+    "fit_mpnd",
     "models",
+    "train",
+    "eval",
+    "checkpoints",
+    "allen",
+    "rsa",
 )
 
 

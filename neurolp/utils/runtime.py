@@ -2,12 +2,36 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+from pathlib import Path
 
 from neurolp.errors import ConfigError
 
-__all__ = ["seed_everything", "resolve_device"]
+__all__ = ["seed_everything", "resolve_device", "user_dir", "torch_threads"]
+
+
+def user_dir(env_var: str, name: str) -> Path:
+    """``$env_var`` if set, else ``$XDG_CACHE_HOME/neurolp/<name>`` (``~/.cache/neurolp/<name>``)."""
+    env = os.environ.get(env_var)
+    if env:
+        return Path(env).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(cache) / "neurolp" / name
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """Run a block with ``n`` torch intra-op threads (small tensors: the pool costs more than it saves)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def seed_everything(seed: int) -> None:
