@@ -41,6 +41,11 @@ def test_variants_and_spec():
     assert all(l.C_param == "spd" for _, l in lp_layers(spd))
     with pytest.raises(ConfigError, match="stochastic depth"):
         create_model("base-resnet18", drop_path_rate=0.1)
+    # options are never passed through to torchvision, so nothing can ask it to download weights
+    with pytest.raises(ConfigError, match="invalid options for resnet18"):
+        create_model("base-resnet18", weights="DEFAULT")
+    with pytest.raises(ConfigError, match="invalid conversion options"):
+        create_model("lp2-smallcnn", 3, 16, convert_kwargs={"C_param": "cholesky"})
     cx = create_model("base-convnext_tiny", 10, 32, drop_path_rate=0.2)
     assert cx.features[-1][-1].stochastic_depth.p == pytest.approx(0.2)
 

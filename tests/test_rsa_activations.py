@@ -109,3 +109,17 @@ def test_stimuli_anchor_and_checkpoint():
     with pytest.raises(ConfigError, match="unknown stimulus"):
         stimulus_spec("raw", 10)
     assert "left square crop" in stimulus_spec("anchor", 64).describe()
+
+
+@pytest.mark.parametrize("batch_size", [None, 3])
+def test_a_module_run_twice_per_forward_is_refused(batch_size):
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 3, 3, padding=1)
+
+        def forward(self, x):
+            return self.conv(self.conv(x))  # weight sharing: two outputs per image
+
+    with pytest.raises(InputError, match="runs more than once per forward pass"):
+        layer_rsms(Twice(), torch.randn(6, 3, 8, 8), layers=["conv"], batch_size=batch_size)

@@ -108,6 +108,21 @@ def test_nan_entries_are_left_out_of_the_pair():
     assert K.kendall_tau(x, y) == pytest.approx(ss.kendalltau(x[ok], y[ok])[0], abs=1e-12)
 
 
+def test_nan_only_in_x_with_ties_in_y_and_multiplicities():
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=40)
+    y = rng.integers(0, 6, size=40).astype(float)  # heavily tied
+    x[[1, 5, 9]] = np.nan
+    ok = ~np.isnan(x)
+    assert K.kendall_tau(x, y) == pytest.approx(ss.kendalltau(x[ok], y[ok])[0], abs=1e-12)
+    m = rng.integers(0, 3, size=40)
+    m[[1, 5, 9]] = 3  # copies of entries that x leaves out must not count as ties in y
+    keep = ok & (m > 0)
+    xe, ye = np.repeat(x[keep], m[keep]), np.repeat(y[keep], m[keep])
+    got = K.tau_pairs(K.RankedVectors(x), K.RankedVectors(y), [[0, 0]], variant="b", mult=m)[0]
+    assert got == pytest.approx(ss.kendalltau(xe, ye)[0], abs=1e-12)
+
+
 def test_broadcasting_shapes_and_scalar():
     rng = np.random.default_rng(4)
     x = rng.normal(size=(2, 1, 40))
@@ -184,3 +199,14 @@ def test_infinities_and_nan_together():
     sx = np.where(np.isinf(xo), np.sign(xo) * 1e300, xo)
     assert K.kendall_tau(x, y) == pytest.approx(brute_tau(sx, yo, "b"), abs=1e-12)
     assert K.kendall_tau(x, y, "a") == pytest.approx(brute_tau(sx, yo, "a"), abs=1e-12)
+
+
+def test_spearman_with_nan_reranks_the_entries_valid_in_both():
+    rng = np.random.default_rng(21)
+    x = rng.integers(0, 8, 60).astype(float)  # ties
+    y = x + rng.normal(size=60)
+    x[[2, 30]] = np.nan
+    y[[7]] = np.nan
+    ok = ~np.isnan(x) & ~np.isnan(y)
+    got = compare_pairs(prepare(x), prepare(y), [[0, 0]], "spearman")[0]
+    assert got == pytest.approx(ss.spearmanr(x[ok], y[ok])[0], abs=1e-12)

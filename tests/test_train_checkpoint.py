@@ -79,6 +79,45 @@ def test_truncated_and_garbage_files(tmp_path):
         load_model(tmp_path / "missing.safetensors")
 
 
+def _rewrite_header(src, dst, edit):
+    """Copy a safetensors file with its JSON header changed by ``edit(header)``."""
+    blob = src.read_bytes()
+    n = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8:8 + n])
+    edit(header)
+    raw = json.dumps(header).encode()
+    dst.write_bytes(len(raw).to_bytes(8, "little") + raw + blob[8 + n:])
+    return dst
+
+
+def test_malformed_header_offsets_are_a_checkpoint_error(tmp_path):
+    path = _save(tmp_path / "m.safetensors", _model())
+
+    def break_offsets(h):
+        name = next(k for k in h if k != "__metadata__")
+        h[name]["data_offsets"] = "ab"
+
+    (tmp_path / "store").mkdir()
+    bad = _rewrite_header(path, tmp_path / "store" / "bad.safetensors", break_offsets)
+    with pytest.raises(CheckpointError, match="malformed tensor offsets"):
+        read_metadata(bad)
+    table = list_checkpoints(tmp_path / "store")  # one broken file does not break the listing
+    assert len(table) == 1 and table.iloc[0]["status"] != "ok"
+
+
+def test_metadata_cannot_request_pretrained_weights(tmp_path):
+    path = _save(tmp_path / "m.safetensors", _model())
+
+    def ask_for_weights(h):
+        meta = json.loads(h["__metadata__"]["neurolp"])
+        meta["spec"]["arch_kwargs"] = {"weights": "DEFAULT"}  # would make torchvision download
+        h["__metadata__"]["neurolp"] = json.dumps(meta)
+
+    bad = _rewrite_header(path, tmp_path / "w.safetensors", ask_for_weights)
+    with pytest.raises(CheckpointError, match="cannot build .*invalid options for smallcnn"):
+        load_model(bad)
+
+
 def test_foreign_safetensors_is_rejected(tmp_path):
     import safetensors.torch as st
 

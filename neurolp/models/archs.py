@@ -4,6 +4,10 @@ Table 9: ResNet-50, ResNeXt-50 32×4d, DenseNet-121), built with random weights.
 Stems: for inputs of at most 32 px (CIFAR) the stem convolution becomes 3×3 / stride 1 / padding 1,
 as in the official code's CIFAR models; everything else (including ResNet's max-pool and ConvNeXt's
 blocks) is torchvision's. Larger inputs (64 px TinyImageNet, 224 px) use torchvision's stems unchanged.
+
+Builders take only the options named in their signatures: nothing is passed through to torchvision,
+so a model description (e.g. from a checkpoint's metadata) can never ask for pretrained weights,
+which torchvision would download.
 """
 
 from __future__ import annotations
@@ -29,21 +33,21 @@ def _kaiming_conv(in_ch: int, out_ch: int, bias: bool) -> nn.Conv2d:
 
 
 @register_arch("alexnet", description="AlexNet (5 convs; 11×11/s4 stem, 3×3/s1 on CIFAR)")
-def alexnet(num_classes: int, image_size: int, **kw) -> nn.Module:
-    model = tvm.alexnet(num_classes=num_classes, **kw)
+def alexnet(num_classes: int, image_size: int, dropout: float = 0.5) -> nn.Module:
+    model = tvm.alexnet(num_classes=num_classes, dropout=dropout)
     if _small(image_size):
         model.features[0] = nn.Conv2d(3, 64, 3, 1, 1)
     return model
 
 
 @register_arch("vgg16", description="VGG-16 with batch norm (13 convs, all 3×3)")
-def vgg16(num_classes: int, image_size: int, **kw) -> nn.Module:
-    return tvm.vgg16_bn(num_classes=num_classes, **kw)
+def vgg16(num_classes: int, image_size: int, dropout: float = 0.5) -> nn.Module:
+    return tvm.vgg16_bn(num_classes=num_classes, dropout=dropout)
 
 
 def _resnet(builder):
-    def build(num_classes: int, image_size: int, **kw) -> nn.Module:
-        model = builder(num_classes=num_classes, **kw)
+    def build(num_classes: int, image_size: int) -> nn.Module:
+        model = builder(num_classes=num_classes)
         if _small(image_size):
             model.conv1 = _kaiming_conv(3, 64, bias=False)
         return model
@@ -59,8 +63,8 @@ register_arch("resnext50_32x4d", description="ResNeXt-50 32×4d (grouped 3×3 co
 
 
 @register_arch("densenet121", description="DenseNet-121 (1×1 transitions)")
-def densenet121(num_classes: int, image_size: int, **kw) -> nn.Module:
-    model = tvm.densenet121(num_classes=num_classes, **kw)
+def densenet121(num_classes: int, image_size: int, drop_rate: float = 0.0) -> nn.Module:
+    model = tvm.densenet121(num_classes=num_classes, drop_rate=drop_rate)
     if _small(image_size):
         model.features.conv0 = _kaiming_conv(3, 64, bias=False)
     return model
@@ -68,8 +72,8 @@ def densenet121(num_classes: int, image_size: int, **kw) -> nn.Module:
 
 @register_arch("convnext_tiny", description="ConvNeXt-T (7×7 depthwise convs, 4×4/s4 stem)",
                has_drop_path=True)
-def convnext_tiny(num_classes: int, image_size: int, drop_path_rate: float = 0.0, **kw) -> nn.Module:
-    model = tvm.convnext_tiny(num_classes=num_classes, stochastic_depth_prob=drop_path_rate, **kw)
+def convnext_tiny(num_classes: int, image_size: int, drop_path_rate: float = 0.0) -> nn.Module:
+    model = tvm.convnext_tiny(num_classes=num_classes, stochastic_depth_prob=drop_path_rate)
     if _small(image_size):
         stem = nn.Conv2d(3, 96, 3, 1, 1)
         nn.init.trunc_normal_(stem.weight, std=0.02)

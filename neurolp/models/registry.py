@@ -113,13 +113,19 @@ def create_model(name: str, num_classes: int = 1000, image_size: int = 224, *,
         if not arch.has_drop_path:
             raise ConfigError(f"{spec_name.arch} has no stochastic depth; use drop_path_rate=0")
         arch_kwargs["drop_path_rate"] = drop_path_rate
-    model = arch.builder(num_classes=num_classes, image_size=image_size, **arch_kwargs)
+    try:
+        model = arch.builder(num_classes=num_classes, image_size=image_size, **arch_kwargs)
+    except TypeError as exc:  # an option this architecture does not have
+        raise ConfigError(f"invalid options for {spec_name.arch}: {exc}") from exc
     convert_kwargs = dict(convert_kwargs or {})
-    if spec_name.variant == "large":
-        large_convert(model, **convert_kwargs)
-    elif spec_name.variant == "lp":
-        convert_kwargs.setdefault("frozen", spec_name.frozen)
-        lp_convert(model, spec_name.p_init, **convert_kwargs)
+    try:
+        if spec_name.variant == "large":
+            large_convert(model, **convert_kwargs)
+        elif spec_name.variant == "lp":
+            convert_kwargs.setdefault("frozen", spec_name.frozen)
+            lp_convert(model, spec_name.p_init, **convert_kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"invalid conversion options {convert_kwargs} for {name!r}: {exc}") from exc
     model.neurolp_spec = {"name": str(spec_name), "arch": spec_name.arch, "variant": spec_name.variant,
                           "p_init": spec_name.p_init, "frozen": spec_name.frozen,
                           "num_classes": num_classes, "image_size": image_size,

@@ -238,7 +238,8 @@ def standardize(points, weights=None, mode: Literal["axis", "joint"] = "axis", *
     elif mode == "joint":
         scale = np.full(2, np.sqrt(var.mean()))
     else:
-        raise InputError(f"unknown standardisation {mode!r}; use 'axis', 'joint' or 'none'")
+        raise InputError(f"unknown standardisation {mode!r}; use 'axis' or 'joint' (fit_mpnd also "
+                         "takes standardize='none' to fit raw offsets)")
     tiny = 1e-12 * (1 + np.abs(mean))
     if np.any(scale <= tiny):
         axis = "x" if scale[0] <= tiny[0] else "y"
@@ -434,7 +435,7 @@ class _Model:
         return torch.diag_embed(1.0 / self.sigma(th))
 
 
-def _losses(model: _Model, th, prep: _Prepared, objective, loss, bins, quad_nodes, e, e_out):
+def _losses(model: _Model, th, prep: _Prepared, objective, loss, quad_nodes, e, e_out):
     """Per-RF loss ``[B]`` at parameters ``th [B, k]``."""
     p = model.p(th)
     if objective == "mle":
@@ -494,7 +495,8 @@ def fit_mpnd(
     p_at_bound, grad_norm, iterations, mean_x, mean_y, scale_x, scale_y, bins`` (``bins``: "grid",
     "lattice" — the RF's own cells — or "none" for MLE). σ and C are in
     standardised units (``scale_*`` convert back to the raw units). α, θ (degrees, counter-clockwise
-    from +x), γ come from :func:`neurolp.mpnd.conformation`.
+    from +x), γ come from :func:`neurolp.mpnd.conformation`; θ is NaN for an isotropic C (γ = 1),
+    which is every fit with the default ``C="isotropic"``.
     """
     if objective not in ("pmf", "mle"):
         raise InputError(f"unknown objective {objective!r}; use 'pmf' (the paper's) or 'mle'")
@@ -516,7 +518,7 @@ def fit_mpnd(
         e_out = (1.0 - e.sum((-1, -2))).clamp(min=0.0)
 
     def f(th):
-        return _losses(model, th, prep, objective, loss, bins, quad_nodes, e, e_out)
+        return _losses(model, th, prep, objective, loss, quad_nodes, e, e_out)
 
     th0 = model.init(len(prep.ids), p_init, sigma_init)
     with torch_threads(1):  # tensors here are ≈ 100 × 22: the thread pool costs more than it saves

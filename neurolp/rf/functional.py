@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from neurolp.errors import InputError
+from neurolp.mpnd.mask import offset_grid
 
 __all__ = ["first_conv", "conv_weight", "FunctionalCounts", "functional_synapse_counts",
            "functional_synapse_counts_bruteforce", "tap_offsets", "counts_to_rf"]
@@ -66,11 +67,10 @@ def conv_weight(conv: nn.Conv2d) -> torch.Tensor:
 
 
 def tap_offsets(kernel_size) -> tuple[np.ndarray, np.ndarray]:
-    """Offsets ``(Δh [K_h, K_w], Δw [K_h, K_w])`` of every tap from the kernel centre ((K−1)/2)."""
-    kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
-    dh = np.arange(kh, dtype=np.float64) - (kh - 1) / 2
-    dw = np.arange(kw, dtype=np.float64) - (kw - 1) / 2
-    return np.meshgrid(dh, dw, indexing="ij")
+    """Offsets ``(Δh [K_h, K_w], Δw [K_h, K_w])`` of every tap from the kernel centre ((K−1)/2):
+    the Lp-mask's :func:`~neurolp.mpnd.offset_grid`, as float64 arrays."""
+    dh, dw = offset_grid(kernel_size, dtype=torch.float64).numpy()
+    return dh, dw
 
 
 @dataclass

@@ -126,6 +126,7 @@ def layer_rsms(model, inputs, layers=None, *, centre: bool = True, batch_size: i
     device = torch.device(device) if device is not None else next(
         (p.device for p in model.parameters()), torch.device("cpu"))
     fired: list[str] = []
+    calls: dict[str, int] = {}  # hook calls in the current batch
     feats: dict[str, list] = {k: [] for k in names}
     rsms: dict[str, np.ndarray] = {}
     rows: dict[str, dict] = {}
@@ -136,6 +137,10 @@ def layer_rsms(model, inputs, layers=None, *, centre: bool = True, batch_size: i
                 raise InputError(f"layer {name!r} does not output a tensor; choose another layer")
             if name not in fired:
                 fired.append(name)
+            calls[name] = calls.get(name, 0) + 1
+            if calls[name] > 1:
+                raise InputError(f"layer {name!r} runs more than once per forward pass (a shared "
+                                 "module), so its activations are ambiguous; choose layers that run once")
             o = out.detach()
             shape = tuple(o.shape[1:])
             red, how = _reduce(o, max_features, reduce, _layer_seed(seed, name))
@@ -163,6 +168,7 @@ def layer_rsms(model, inputs, layers=None, *, centre: bool = True, batch_size: i
 
                 starts = tqdm(starts, desc="activations", unit="batch", leave=False)
             for s in starts:
+                calls.clear()
                 model(inputs[s:s + bs].to(device))
     finally:
         for h in handles:

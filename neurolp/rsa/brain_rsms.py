@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from neurolp.brain.responses import BrainResponses
-from neurolp.errors import ConfigError, DataNotFoundError
+from neurolp.errors import ConfigError, DataNotFoundError, InputError
 from neurolp.rsa.rsm import pearson_rsm, rsm_vector
 
 __all__ = ["AreaRSMs", "brain_rsms", "POPULATIONS"]
@@ -56,6 +56,11 @@ def _half_masks(arr: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, 
     ranks = np.empty_like(order)
     np.put_along_axis(ranks, order, np.arange(len(keys))[:, None], axis=0)
     nvalid = valid.sum(axis=0)
+    if arr.shape[2] and nvalid.min() < 2:
+        bad = np.flatnonzero(nvalid < 2)
+        raise InputError(f"image(s) {bad[:5].tolist()} have fewer than 2 valid trials in an experiment; "
+                         "split-half RSMs and ceilings need at least 2 (pass --trial-splits 0 to skip "
+                         "the split-half ceiling of the default preset, or leave that area out)")
     half = nvalid // 2
     a = valid & (ranks < half[None, :])
     b = valid & (ranks >= half[None, :])

@@ -11,7 +11,6 @@ are flipped; Pearson too.
 
 from __future__ import annotations
 
-from typing import Sequence
 
 import numpy as np
 
@@ -26,10 +25,6 @@ COMPARATORS = ("tau_a", "tau_b", "spearman", "pearson")
 
 class Prepared(RankedVectors):
     """Vectors with sort orders and dense ranks (what every comparator needs)."""
-
-    @classmethod
-    def from_values(cls, vectors) -> "Prepared":
-        return cls(vectors)
 
 
 def prepare(vectors) -> Prepared:
@@ -73,16 +68,18 @@ def _check_method(method: str) -> str:
     return m
 
 
+def _avg_ranks(dense: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Average ranks (ties shared, as scipy.stats.rankdata) of a vector whose entries are repeated
+    ``weight`` times, from its 1-based dense ranks (0 = NaN). Entries of weight 0 take no part."""
+    w = np.bincount(dense, weights=weight)
+    w[0] = 0.0
+    before = np.cumsum(w) - w
+    return before[dense] + (w[dense] + 1.0) / 2.0
+
+
 def _rank_values(p: Prepared, rows: np.ndarray, mult: np.ndarray) -> np.ndarray:
-    """Average ranks (ties shared, as scipy.stats.rankdata) of the expanded vectors."""
-    out = np.empty((len(rows), p.n))
-    for k, r in enumerate(rows):
-        m = np.where(p.nan[r], 0.0, mult)
-        w = np.bincount(p.dense[r], weights=m)
-        w[0] = 0.0
-        before = np.cumsum(w) - w
-        out[k] = before[p.dense[r]] + (w[p.dense[r]] + 1.0) / 2.0
-    return out
+    """Average ranks of the expanded vectors ``rows`` of ``p`` (NaN entries left out)."""
+    return np.stack([_avg_ranks(p.dense[r], np.where(p.nan[r], 0.0, mult)) for r in rows])
 
 
 def _weighted_corr(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -126,7 +123,7 @@ def compare_pairs(px: Prepared, py: Prepared, pairs, method: str = "tau_a", *,
         a = np.stack([vx[i] for i in ch[:, 0]])
         b = np.stack([vy[j] for j in ch[:, 1]])
         w = np.broadcast_to(m, a.shape).copy()
-        bad = np.isnan(a) | np.isnan(b)
+        bad = px.nan[ch[:, 0]] | py.nan[ch[:, 1]]  # from the values: ranks are never NaN
         w[bad] = 0.0
         a = np.where(bad, 0.0, a)
         b = np.where(bad, 0.0, b)
@@ -134,24 +131,10 @@ def compare_pairs(px: Prepared, py: Prepared, pairs, method: str = "tau_a", *,
             # re-rank on the entries valid in both vectors
             for k in np.flatnonzero(bad.any(axis=1)):
                 keep = ~bad[k]
-                a[k] = _avg_rank_fix(px.values[ch[k, 0]], keep, m)
-                b[k] = _avg_rank_fix(py.values[ch[k, 1]], keep, m)
+                wk = np.where(keep, m, 0.0)
+                a[k] = np.where(keep, _avg_ranks(px.dense[ch[k, 0]], wk), 0.0)
+                b[k] = np.where(keep, _avg_ranks(py.dense[ch[k, 1]], wk), 0.0)
         out[s:s + step] = _weighted_corr(a, b, w)
-    return out
-
-
-def _avg_rank_fix(v: np.ndarray, keep: np.ndarray, m: np.ndarray) -> np.ndarray:
-    """Average ranks of ``v`` restricted to ``keep`` (expanded by ``m``), zero elsewhere."""
-    out = np.zeros(len(v))
-    idx = np.flatnonzero(keep & (m > 0))
-    if len(idx) == 0:
-        return out
-    sub = v[idx]
-    _, dense = dense_ranks(sub[None, :])
-    dense = dense[0]
-    w = np.bincount(dense, weights=m[idx])
-    before = np.cumsum(w) - w
-    out[idx] = before[dense] + (w[dense] + 1.0) / 2.0
     return out
 
 
@@ -167,12 +150,3 @@ def compare_matrix(X, Y, method: str = "tau_a", *, mult: np.ndarray | None = Non
     vals = compare_pairs(px, py, np.stack([ii.ravel(), jj.ravel()], 1), method, mult=mult,
                          threads=threads)
     return vals.reshape(len(px), len(py))
-
-
-def comparator_label(method: str) -> str:
-    return {"tau_a": "Kendall τ_a", "tau_b": "Kendall τ_b", "spearman": "Spearman ρ",
-            "pearson": "Pearson r"}[_check_method(method)]
-
-
-def check_methods(methods: Sequence[str]) -> list[str]:
-    return [_check_method(m) for m in methods]

@@ -233,7 +233,7 @@ def tau_pairs(rx: RankedVectors, ry: RankedVectors, pairs: np.ndarray, *, varian
     xs_cache: dict[int, tuple] = {}
     ytie_cache: dict[int, tuple] = {}
 
-    def prep(dense_row, nan_row, order_row, m):
+    def prep(dense_row, order_row, m):
         reps = m[order_row]
         keep = reps > 0
         expanded = np.repeat(order_row[keep], reps[keep])
@@ -245,7 +245,7 @@ def tau_pairs(rx: RankedVectors, ry: RankedVectors, pairs: np.ndarray, *, varian
 
     for i in np.unique(pairs[:, 0]):
         i = int(i)
-        xs_cache[i] = prep(rx.dense[i], rx.nan[i], rx.order[i], np.where(rx.nan[i], 0, mult))
+        xs_cache[i] = prep(rx.dense[i], rx.order[i], np.where(rx.nan[i], 0, mult))
     ylab_cache: dict[int, np.ndarray] = {}
     for j in np.unique(pairs[:, 1]):
         j = int(j)
@@ -258,10 +258,11 @@ def tau_pairs(rx: RankedVectors, ry: RankedVectors, pairs: np.ndarray, *, varian
 
     def one(p):
         i, j = int(pairs[p, 0]), int(pairs[p, 1])
-        if ry.any_nan[j]:
-            # entries valid in both vectors only (slow path, rare)
+        if ry.any_nan[j] or rx.any_nan[i]:
+            # entries valid in both vectors only (slow path, rare): the cached tie counts of one
+            # vector would include entries the other vector's NaNs leave out
             m = np.where(rx.nan[i] | ry.nan[j], 0, mult)
-            expanded, labels, n1, x_distinct_ties, m, n3 = prep(rx.dense[i], None, rx.order[i], m)
+            expanded, labels, n1, x_distinct_ties, m, n3 = prep(rx.dense[i], rx.order[i], m)
             n2, y_distinct_ties = _tie_pairs(ry.dense[j], m.astype(np.float64))
         else:
             expanded, labels, n1, x_distinct_ties, m, n3 = xs_cache[i]
@@ -269,8 +270,7 @@ def tau_pairs(rx: RankedVectors, ry: RankedVectors, pairs: np.ndarray, *, varian
         N = float(len(expanded))
         if N < 2:
             return np.nan, 0.0, 0.0, 0.0, 0.0, 0.0
-        ys = ylab_cache[j][expanded] if j in ylab_cache and not ry.any_nan[j] else \
-            ry.dense[j][expanded]
+        ys = ry.dense[j][expanded] if (ry.any_nan[j] or rx.any_nan[i]) else ylab_cache[j][expanded]
         nd = float(kernel(labels, ys))
         if x_distinct_ties and y_distinct_ties:
             # joint ties between distinct entries: group by (x rank, y rank)

@@ -130,6 +130,8 @@ def load_model_source(name: str, *, checkpoint: str | Path | None = None, store=
     for another input size than ``image_size`` is refused.
     """
     from neurolp.models import create_model, parse_model_name
+    from neurolp.train.checkpoint import DEFAULT_NORMALIZATION, load_model
+    from neurolp.train.store import find_checkpoint
 
     canon = str(parse_model_name(name))
     if untrained:
@@ -140,17 +142,9 @@ def load_model_source(name: str, *, checkpoint: str | Path | None = None, store=
         torch.manual_seed(seed)
         size = int(image_size or 64)
         model = create_model(canon, num_classes=num_classes, image_size=size).eval()
-        try:  # what a training run would normalise with
-            from neurolp.train.checkpoint import DEFAULT_NORMALIZATION as norm
-        except ImportError:  # pragma: no cover
-            norm = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
-        return ModelSource(canon, model, size, dict(norm), None, {"untrained": True, "seed": seed},
-                           f"{canon} (untrained)")
-    try:
-        from neurolp.train.checkpoint import load_model
-        from neurolp.train.store import find_checkpoint
-    except ImportError as exc:  # pragma: no cover - the training module ships with neurolp
-        raise ConfigError("loading checkpoints needs neurolp.train; use --untrained") from exc
+        # normalised as a training run would have been
+        return ModelSource(canon, model, size, dict(DEFAULT_NORMALIZATION), None,
+                           {"untrained": True, "seed": seed}, f"{canon} (untrained)")
     if checkpoint is None:
         path = find_checkpoint(canon, store=store, dataset=dataset, image_size=image_size)
     else:

@@ -144,6 +144,12 @@ def max_comparison(samples: pd.DataFrame, maxima: pd.DataFrame,
 
     The samples are the per-mouse normalised scores (per-mouse pipeline) or the per-split ones
     (lpconv preset) of the layer and area where the model's score is highest.
+
+    Caveats, as in the paper's Fig. 6b (which used two-sample t-tests): the tests treat the models'
+    samples as independent, but per-mouse samples come from the same mice (paired) and may sit at
+    different best areas; the lpconv preset's split-half samples are resamples of one population,
+    so its n overstates the evidence. Read the stars as descriptive, and the bootstrap CIs in
+    ``rsa_max.csv`` as the primary uncertainty.
     """
     from neurolp.stats import pairwise_welch
 

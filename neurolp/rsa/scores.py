@@ -254,8 +254,11 @@ def _bootstrap_mice(names, px, brain, areas, prepared, cfg: ScoreConfig, n_image
                 d = np.bincount(rng.integers(0, M, M), minlength=M).astype(np.float64)
                 t = tau[:, offsets[ai]:offsets[ai + 1]]
                 S = np.flatnonzero(d > 0)
-                if cfg.aggregate == "mean":
-                    raw_b[b, :, ai] = t @ d / d.sum()
+                if cfg.aggregate == "mean":  # nan-mean over the resampled mice, as the point estimate
+                    ok = ~np.isnan(t)
+                    wsum = ok.astype(np.float64) @ d
+                    with np.errstate(invalid="ignore", divide="ignore"):
+                        raw_b[b, :, ai] = np.where(ok, t, 0.0) @ d / wsum
                 else:
                     raw_b[b, :, ai] = _agg(np.repeat(t[:, S], d[S].astype(int), axis=1), "median",
                                            axis=1)
@@ -372,14 +375,6 @@ def _maxima(names, areas, norm, raw_tab, boot, cfg: ScoreConfig) -> pd.DataFrame
     out["above_ceiling"] = out["max_normalised"] > 1
     out["layer_selection"] = "in-sample max"
     return out
-
-
-def _nanmax(a, axis):
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmax(a, axis=axis)
 
 
 def _nanargmax(a, axis):

@@ -178,8 +178,11 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
             head += fh.read(n) if n <= min(size - 8, 100_000_000) else b""
     header, _ = _parse_header(head, path, path.stat().st_size)
     meta = _neurolp_meta(header, path)
-    offsets = [v["data_offsets"][1] for k, v in header.items()
-               if k != "__metadata__" and isinstance(v, dict) and "data_offsets" in v]
+    try:
+        offsets = [int(v["data_offsets"][1]) for k, v in header.items()
+                   if k != "__metadata__" and isinstance(v, dict) and "data_offsets" in v]
+    except (TypeError, ValueError, IndexError, KeyError) as exc:
+        raise CheckpointError(f"{path} is corrupted: malformed tensor offsets in its header") from exc
     expected = 8 + int.from_bytes(head[:8], "little") + max(offsets, default=0)
     if path.stat().st_size != expected:
         raise CheckpointError(f"{path} is truncated or corrupted: {path.stat().st_size} bytes on "
@@ -264,7 +267,7 @@ def load_model(path: str | os.PathLike, device="cpu", *, expect_model: str | Non
                              drop_path_rate=float(spec.get("drop_path_rate") or 0.0),
                              convert_kwargs=spec.get("convert_kwargs") or None,
                              **(spec.get("arch_kwargs") or {}))
-    except (ConfigError, TypeError) as exc:
+    except (ConfigError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path} describes a model this neurolp cannot build "
                               f"({meta['model']}: {exc})") from exc
     load_weights(model, path)

@@ -202,7 +202,8 @@ def _read_cifar_pickle(path: Path) -> dict:
     try:
         with open(path, "rb") as fh:
             obj = _NumpyOnlyUnpickler(fh, encoding="latin1").load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as exc:
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, KeyError,
+            IndexError, OverflowError, MemoryError) as exc:  # a malformed pickle can raise any of these
         raise DataFormatError(f"{path} is not a CIFAR-100 python-version file ({exc})") from exc
     if not isinstance(obj, dict):
         raise DataFormatError(f"{path} is not a CIFAR-100 python-version file (not a dict)")

@@ -145,8 +145,11 @@ def publish_checkpoint(path: str | os.PathLike, store: str | os.PathLike | None 
     meta = read_metadata(path)
     store = Path(store) if store is not None else default_store()
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-    dataset = meta.get("dataset") or "unknown"
+    dataset = str(meta.get("dataset") or "unknown")
     seed = meta.get("seed")
+    for part in (dataset, str(meta["model"])):  # path components from file metadata: stay inside
+        if not part or part in (".", "..") or any(c in part for c in "/\\\0"):
+            raise CheckpointError(f"{path} has an unusable dataset or model name {part!r} for the store")
     name = f"{meta['model']}__{dataset}__s{seed}__{stamp}.safetensors"
     dest = store / dataset / meta["model"] / name
     blob = _relabel(path.read_bytes(), "final", path)

@@ -67,8 +67,10 @@ def write_csv(df, path: str | os.PathLike, **kwargs) -> Path:
 def staged_output(out_dir: str | os.PathLike) -> Iterator[Path]:
     """Yield a staging folder whose files are moved into ``out_dir`` only if the block succeeds.
 
-    Files already in ``out_dir`` that the run does not produce are left untouched; files it does
-    produce are replaced one by one with ``os.replace`` (atomic per file).
+    Files already in ``out_dir`` that the run does not produce are left untouched (a re-run into an
+    old folder keeps, e.g., a figure the new run was told not to draw; ``run.json`` says what this
+    run wrote); files it does produce are replaced one by one with ``os.replace`` (atomic per file).
+    The staging folder sits next to ``out_dir`` so that the final moves stay on one file system.
     """
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -40,7 +40,6 @@ def seed_everything(seed: int) -> None:
 
     random.seed(seed)
     np.random.seed(seed % 2**32)
-    os.environ.setdefault("PYTHONHASHSEED", str(seed))
     try:
         import torch
     except ImportError:  # pragma: no cover - torch is a hard dependency, but keep seeding usable
