@@ -24,6 +24,17 @@ def _mpl():
     return plt
 
 
+def _save(fig, path: str | Path) -> Path:
+    """Write a figure atomically (no half-written PNG where a user looks) and close it."""
+    from neurolp.utils.io import atomic_write
+
+    path = Path(path)
+    with atomic_write(path, "wb") as fh:
+        fig.savefig(fh, format=path.suffix.lstrip(".") or "png")
+    _mpl().close(fig)
+    return path
+
+
 def _value_label(df: pd.DataFrame, value: str) -> str:
     comp = str(df["comparator"].iloc[0]) if "comparator" in df else "tau"
     name = {"tau_a": "Kendall τ_a", "tau_b": "Kendall τ_b", "spearman": "Spearman ρ",
@@ -90,11 +101,7 @@ def plot_heatmap(scores: pd.DataFrame, path: str | Path, *, model: str | None = 
                                                    if above is not None and above.to_numpy().any()
                                                    else ""), fontsize=8.5)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_layer_profiles(scores: pd.DataFrame, path: str | Path, *, value: str = "normalised",
@@ -131,11 +138,7 @@ def plot_layer_profiles(scores: pd.DataFrame, path: str | Path, *, value: str = 
     fig.legend(handles, labels, fontsize=7, frameon=False, loc="upper center",
                ncol=min(len(models), 4), bbox_to_anchor=(0.5, 1.0))
     fig.tight_layout(rect=(0, 0, 1, 0.9))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def max_comparison(samples: pd.DataFrame, maxima: pd.DataFrame,
@@ -217,8 +220,4 @@ def plot_max_comparison(per_model: pd.DataFrame, maxima: pd.DataFrame, tests: pd
     ax.spines[["top", "right"]].set_visible(False)
     ax.set_ylim(min(0.0, float(np.nanmin(per_model["normalised"])) - step), level + step)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
