@@ -23,6 +23,7 @@ from torch import nn
 
 from neurolp.errors import CheckpointError, ConfigError
 from neurolp.rf.functional import first_conv
+from neurolp.train.checkpoint import state_dict_mismatch
 
 __all__ = ["hub_checkpoint_dir", "torchvision_weights_file", "find_trained_weights", "build_network",
            "load_state_dict_file", "WeightsLookup"]
@@ -140,11 +141,10 @@ def build_network(model: str = "alexnet", *, trained: bool = False, weights=None
         if f"{prefix}weight" not in sd:
             raise CheckpointError(f"{found.path} has no tensor {prefix}weight for the first conv layer of "
                                   f"{model}; expected a state_dict of that architecture")
-        bad = [k for k, v in sd.items() if k in own and own[k].shape != v.shape]
-        if bad:
-            raise CheckpointError(f"{found.path} does not match {model}: {bad[0]} has shape "
-                                  f"{tuple(sd[bad[0]].shape)}, the model expects {tuple(own[bad[0]].shape)}")
-        unexpected = [k for k in sd if k not in own]
+        _, unexpected, shapes = state_dict_mismatch(own, sd)  # missing tensors keep their init
+        if shapes:
+            raise CheckpointError(f"{found.path} does not match {model}: {shapes[0]} (file vs model "
+                                  "shape)")
         if unexpected:
             raise CheckpointError(f"{found.path} has tensors that {model} lacks (e.g. {unexpected[0]}); "
                                   "expected a state_dict of that architecture")

@@ -212,6 +212,16 @@ def _load_tensors(path: Path, map_location: str = "cpu") -> tuple[dict, dict]:
     return tensors, meta
 
 
+def state_dict_mismatch(own: dict, tensors: dict) -> tuple[list[str], list[str], list[str]]:
+    """``(missing, unexpected, shapes)`` of a state_dict ``tensors`` against a model's ``own``:
+    keys it lacks, keys the model lacks (sorted), and ``"key (file shape) vs (model shape)"``."""
+    missing = [k for k in own if k not in tensors]
+    unexpected = sorted(k for k in tensors if k not in own)
+    shapes = [f"{k} {tuple(tensors[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+              if k in tensors and tuple(tensors[k].shape) != tuple(v.shape)]
+    return missing, unexpected, shapes
+
+
 def load_weights(model, path: str | os.PathLike, *, strict: bool = True) -> dict[str, Any]:
     """Load a checkpoint's weights into an existing model; returns the metadata.
 
@@ -221,11 +231,7 @@ def load_weights(model, path: str | os.PathLike, *, strict: bool = True) -> dict
     path = Path(path)
     tensors, meta = _load_tensors(path)
     target = unwrap_model(model)
-    own = target.state_dict()
-    missing = [k for k in own if k not in tensors]
-    unexpected = sorted(k for k in tensors if k not in own)
-    shapes = [f"{k} {tuple(tensors[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
-              if k in tensors and tuple(tensors[k].shape) != tuple(v.shape)]
+    missing, unexpected, shapes = state_dict_mismatch(target.state_dict(), tensors)
     if shapes or (strict and (missing or unexpected)):
         spec = getattr(target, "neurolp_spec", {}) or {}
         parts = []
