@@ -32,7 +32,7 @@ def main(argv=None) -> int:
     from neurolp.cli import main as cli
     from neurolp.cli.fit_mpnd import provenance
     from neurolp.rf.plots import plot_fig1
-    from neurolp.utils.io import atomic_write
+    from neurolp.utils.io import save_figure
 
     run = Path(args.run_dir)
     if not (run / "mpnd_fits.csv").is_file():
@@ -50,9 +50,7 @@ def main(argv=None) -> int:
     config = json.loads((run / "run.json").read_text())["config"]
     footer = f"analyses/fig1_mpnd.py from {run.name}/mpnd_fits.csv — " + provenance(config)
     fig = plot_fig1(fits, pmfs, stats, skipped, order=config["conditions"], p_max=config["p_max"], footer=footer)
-    out = Path(args.out)
-    with atomic_write(out, "wb") as fh:
-        fig.savefig(fh, format=out.suffix.lstrip(".") or "png", dpi=160)
+    out = save_figure(fig, args.out, dpi=160)
     print(f"wrote {out}")
     return 0
 

@@ -22,6 +22,7 @@ from torch import nn  # noqa: E402
 
 from neurolp.layers import lp_convert  # noqa: E402
 from neurolp.mpnd import C_from_conformation, lp_mask, offset_grid  # noqa: E402
+from neurolp.utils import save_figure  # noqa: E402
 
 CMAP = "magma"
 
@@ -67,8 +68,7 @@ def main() -> None:
                         color="black" if v > 0.6 else "white")
     fig.colorbar(im, ax=axes, shrink=0.8, label="mask value")
     fig.suptitle("Lp-masks at initialisation: a 3×3 conv converted to 7×7 (σ_init = k/2)", fontsize=10)
-    fig.savefig(args.out / "fig2_lp_masks.png", dpi=160, bbox_inches="tight")
-    plt.close(fig)
+    save_figure(fig, args.out / "fig2_lp_masks.png", dpi=160, bbox_inches="tight")
 
     rows, thetas = conformation_grid()
     fig, axes = plt.subplots(len(rows), len(thetas), figsize=(1.6 * len(thetas) + 1.2, 1.5 * len(rows)))
@@ -83,8 +83,7 @@ def main() -> None:
                 ax.set_ylabel(f"α = {alpha:g}\nγ = {gamma:g}", fontsize=8, rotation=0, ha="right", va="center")
     fig.suptitle("p = 2 Lp-masks from scale α, rotation θ, distortion γ (C = VΛVᵀ; cf. Fig. 5a)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(args.out / "fig5a_conformations.png", dpi=160, bbox_inches="tight")
-    plt.close(fig)
+    save_figure(fig, args.out / "fig5a_conformations.png", dpi=160, bbox_inches="tight")
     print(f"wrote {args.out / 'fig2_lp_masks.png'} and {args.out / 'fig5a_conformations.png'}")
 
 

@@ -47,3 +47,19 @@ def test_staged_output_moves_only_on_success(tmp_path):
             raise ValueError("bad input")
     assert (out / "a.csv").read_text() == "x" and not (out / "c.csv").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # staging folder removed
+
+
+def test_save_figure_writes_png_atomically_and_closes(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from neurolp.utils import save_figure
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1])
+    path = save_figure(fig, tmp_path / "f.png", dpi=50)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not plt.fignum_exists(fig.number)
+    assert [p.name for p in tmp_path.iterdir()] == ["f.png"]

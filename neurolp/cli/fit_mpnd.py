@@ -93,16 +93,12 @@ def _figure(res, path, p_max) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from neurolp.rf.plots import plot_fig1
-    from neurolp.utils.io import atomic_write
+    from neurolp.utils.io import save_figure
 
     fig = plot_fig1(res.fits, res.pmfs, res.stats, res.skipped, order=res.config["conditions"], p_max=p_max,
                     footer=provenance(res.config))
-    with atomic_write(path, "wb") as fh:
-        fig.savefig(fh, format="png", dpi=160)
-    plt.close(fig)
+    save_figure(fig, path, dpi=160)
 
 
 def provenance(config: dict) -> str:

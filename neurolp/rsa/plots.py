@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from neurolp.errors import InputError
+from neurolp.utils.io import save_figure
 
 __all__ = ["plot_heatmap", "plot_layer_profiles", "max_comparison", "plot_max_comparison"]
 
@@ -22,17 +23,6 @@ def _mpl():
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def _save(fig, path: str | Path) -> Path:
-    """Write a figure atomically (no half-written PNG where a user looks) and close it."""
-    from neurolp.utils.io import atomic_write
-
-    path = Path(path)
-    with atomic_write(path, "wb") as fh:
-        fig.savefig(fh, format=path.suffix.lstrip(".") or "png")
-    _mpl().close(fig)
-    return path
 
 
 def _value_label(df: pd.DataFrame, value: str) -> str:
@@ -101,7 +91,7 @@ def plot_heatmap(scores: pd.DataFrame, path: str | Path, *, model: str | None = 
                                                    if above is not None and above.to_numpy().any()
                                                    else ""), fontsize=8.5)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_layer_profiles(scores: pd.DataFrame, path: str | Path, *, value: str = "normalised",
@@ -138,7 +128,7 @@ def plot_layer_profiles(scores: pd.DataFrame, path: str | Path, *, value: str = 
     fig.legend(handles, labels, fontsize=7, frameon=False, loc="upper center",
                ncol=min(len(models), 4), bbox_to_anchor=(0.5, 1.0))
     fig.tight_layout(rect=(0, 0, 1, 0.9))
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def max_comparison(samples: pd.DataFrame, maxima: pd.DataFrame,
@@ -220,4 +210,4 @@ def plot_max_comparison(per_model: pd.DataFrame, maxima: pd.DataFrame, tests: pd
     ax.spines[["top", "right"]].set_visible(False)
     ax.set_ylim(min(0.0, float(np.nanmin(per_model["normalised"])) - step), level + step)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -20,7 +20,8 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any, Iterator
 
-__all__ = ["atomic_write", "atomic_write_text", "staged_output", "write_csv", "write_run_record",
+__all__ = ["atomic_write", "atomic_write_text", "save_figure", "staged_output", "write_csv",
+           "write_run_record",
            "git_commit", "environment_versions"]
 
 
@@ -53,6 +54,18 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     with atomic_write(path, "w") as fh:
         fh.write(text)
     return Path(path)
+
+
+def save_figure(fig, path: str | os.PathLike, *, close: bool = True, **savefig_kwargs) -> Path:
+    """Write a matplotlib figure atomically (format from the suffix, PNG by default) and close it."""
+    path = Path(path)
+    with atomic_write(path, "wb") as fh:
+        fig.savefig(fh, format=path.suffix.lstrip(".") or "png", **savefig_kwargs)
+    if close:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+    return path
 
 
 def write_csv(df, path: str | os.PathLike, **kwargs) -> Path:
