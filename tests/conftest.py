@@ -5,6 +5,7 @@ import tempfile
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # timm must never reach for the Hugging Face hub
+os.environ["NEUROLP_DEBUG"] = "1"  # a bug in a command raises with its traceback instead of one line
 os.environ["NEUROLP_CHECKPOINTS"] = tempfile.mkdtemp(prefix="neurolp-test-store-")
 
 

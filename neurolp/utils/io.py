@@ -2,8 +2,8 @@
 
 * :func:`atomic_write` writes to a temporary file in the target's folder and ``os.replace``-s it
   into place, so readers see either the old file or the complete new one.
-* :func:`staged_output` collects a whole run's outputs in a hidden staging folder next to ``--out``
-  and moves them in only when the run succeeded; on error the staging folder is removed.
+* :func:`staged_output` collects a whole run's outputs in a hidden staging folder on ``--out``'s
+  file system and moves them in only when the run succeeded; on error nothing in ``--out`` changes.
 """
 
 from __future__ import annotations
@@ -80,24 +80,55 @@ def write_csv(df, path: str | os.PathLike, **kwargs) -> Path:
 def staged_output(out_dir: str | os.PathLike) -> Iterator[Path]:
     """Yield a staging folder whose files are moved into ``out_dir`` only if the block succeeds.
 
-    Files already in ``out_dir`` that the run does not produce are left untouched (a re-run into an
-    old folder keeps, e.g., a figure the new run was told not to draw; ``run.json`` says what this
-    run wrote); files it does produce are replaced one by one with ``os.replace`` (atomic per file).
-    The staging folder sits next to ``out_dir`` so that the final moves stay on one file system.
+    The staging folder lives on the file system of ``out_dir`` so that every move is an atomic
+    rename: inside ``out_dir`` when it exists (it may be a mount point), else next to it, in which
+    case the finished folder is renamed into place as a whole. Files already in ``out_dir`` that
+    the run does not produce are left untouched (a re-run into an old folder keeps, e.g., a figure
+    the new run was told not to draw; ``run.json`` says what this run wrote); files it does produce
+    are replaced one by one with ``os.replace``. On error the staging folder, and any parent folder
+    this call created, are removed: ``out_dir`` is left as it was.
     """
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-", dir=out_dir.parent))
+    existed = out_dir.is_dir()
+    created = [] if existed else _make_dirs(out_dir.parent)
+    stage: Path | None = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-",
+                                               dir=out_dir if existed else out_dir.parent))
     try:
         yield stage
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for src in sorted(stage.rglob("*")):
-            if src.is_file():
-                dst = out_dir / src.relative_to(stage)
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(src, dst)
+        if not existed and not out_dir.exists():
+            os.chmod(stage, 0o777 & ~_umask())  # mkdtemp makes 0700; outputs are ordinary folders
+            os.rename(stage, out_dir)
+            stage = None
+        else:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            for src in sorted(stage.rglob("*")):
+                if src.is_file():
+                    dst = out_dir / src.relative_to(stage)
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(src, dst)
+    except BaseException:
+        if stage is not None:
+            shutil.rmtree(stage, ignore_errors=True)
+            stage = None
+        for d in reversed(created):
+            with contextlib.suppress(OSError):
+                d.rmdir()  # only if still empty
+        raise
     finally:
-        shutil.rmtree(stage, ignore_errors=True)
+        if stage is not None:
+            shutil.rmtree(stage, ignore_errors=True)
+
+
+def _make_dirs(folder: Path) -> list[Path]:
+    """``mkdir -p folder``; returns the folders it created, outermost first."""
+    missing = []
+    for d in (folder, *folder.parents):
+        if d.exists():
+            break
+        missing.append(d)
+    for d in reversed(missing):
+        d.mkdir(exist_ok=True)
+    return list(reversed(missing))
 
 
 def git_commit(path: str | os.PathLike | None = None) -> str | None:
