@@ -175,3 +175,32 @@ def test_divergence_stops_without_overwriting_the_checkpoint(tmp_path):
                                                  r"\(epoch 1\); the last checkpoint was kept"):
         train(cfg, tmp_path / "r", publish=False)
     assert not (tmp_path / "r" / "state.pt").exists()  # nothing diverged was saved
+
+
+def test_model_hooks_run_after_every_step_and_log_epoch_metrics(tmp_path, monkeypatch):
+    """Modules may define neurolp_after_step / neurolp_epoch_metrics (weight sharing, diagnostics)."""
+    from neurolp.models.registry import ARCHS, ArchSpec
+
+    calls = []
+
+    class Hooked(torch.nn.Module):
+        def __init__(self, num_classes, image_size, **_):
+            super().__init__()
+            self.net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1),
+                                           torch.nn.Flatten(), torch.nn.Linear(4, num_classes))
+
+        def forward(self, x):
+            return self.net(x)
+
+        def neurolp_after_step(self, step):
+            calls.append(step)
+            self.net[0].weight.zero_()  # runs under no_grad, after the optimiser step
+
+        def neurolp_epoch_metrics(self):
+            return {"weight_abs_sum": float(self.net[0].weight.abs().sum())}
+
+    monkeypatch.setitem(ARCHS, "hooked", ArchSpec("hooked", Hooked))
+    res = train(_quick("base-hooked", epochs=2, model_kwargs={}), tmp_path / "run", publish=False)
+    steps = res.summary["global_step"]
+    assert calls == list(range(1, steps + 1))
+    assert list(res.history["weight_abs_sum"]) == [0.0, 0.0]

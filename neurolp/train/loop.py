@@ -176,7 +176,6 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, store, publish: bool, on_s
     from torch.utils.data import DataLoader
     from tqdm.auto import tqdm
 
-    from neurolp.layers import constrain_lp_
     from neurolp.models import ARCHS, count_params, create_model, parse_model_name
     from neurolp.train.augment import (build_loss, build_mixup, build_optimizer, build_scheduler,
                                        build_transforms)
@@ -184,6 +183,7 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, store, publish: bool, on_s
     from neurolp.train.data import Augmented, EpochBatchSampler, load_splits, shard
     from neurolp.train.distributed import all_reduce_sum, barrier, broadcast_object
     from neurolp.train.evaluate import autocast_context, eval_loader, evaluate
+    from neurolp.train.hooks import after_optimizer_step, epoch_metrics
     from neurolp.train.store import publish_checkpoint
     from neurolp.utils.io import atomic_write_text, write_run_record
     from neurolp.utils.runtime import seed_everything
@@ -357,7 +357,7 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, store, publish: bool, on_s
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
             scaler.step(optimizer)
             scaler.update()
-            constrain_lp_(model)
+            after_optimizer_step(model, global_step + 1)
             global_step += 1
             step_in_epoch += 1
             scheduler.step_update(num_updates=global_step)
@@ -406,7 +406,8 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, store, publish: bool, on_s
                "val_loss": val.get("loss"), "val_acc": val.get("acc"), "val_top5": val.get("top5"),
                "test_loss": test.get("loss"), "test_acc": test.get("acc"),
                "test_top5": test.get("top5"), "epoch_time_s": tot["time"],
-               "train_images_per_s": tot["n"] / tot["time"] if tot["time"] > 0 else None}
+               "train_images_per_s": tot["n"] / tot["time"] if tot["time"] > 0 else None,
+               **epoch_metrics(model)}
         if ema is not None:
             row["val_acc_raw"] = (evaluate(model, val_loader, device, **kw)["acc"]
                                   if val_loader is not None else None)
