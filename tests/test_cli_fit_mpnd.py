@@ -132,9 +132,9 @@ def test_explicit_weights_file_and_mle(tmp_path):
     (["--conditions", "v2"], "unknown condition 'v2'; valid conditions: v1, v1-ex"),
     (["--conditions", "v1", "--rossi-dir", "{tmp}/nowhere"], "nowhere does not exist"),
     (["--conditions", "untrained-image", "--images", "{tmp}/nowhere", "--n-inputs", "2"],
-     "image folder .*nowhere does not exist"),
+     "argument --images: .*nowhere does not exist"),
     (["--conditions", "trained-image"], "every condition was skipped.*alexnet-owt-7be5be79.pth"),
-    (["--conditions", "v1", "--n-inputs", "1"], "--n-inputs must be >= 2"),
+    (["--conditions", "v1", "--n-inputs", "1"], r"--n-inputs: must be an integer in \[2, 1000\], got 1"),
 ])
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, argv, message):
     import re

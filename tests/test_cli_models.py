@@ -26,7 +26,7 @@ def test_models_lists_variants_with_counts(capsys, tmp_path):
 
 @pytest.mark.parametrize("argv, message", [
     (["models", "lp2-resnet19"], "unknown architecture 'resnet19'"),
-    (["models", "--image-size", "4"], "--image-size must be >= 8"),
+    (["models", "--image-size", "4"], "--image-size: must be an integer in [8, 1024], got 4"),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
     assert main(argv) == 2
@@ -37,6 +37,6 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
 def test_usage_errors_exit_2_and_module_entry_point():
     r = subprocess.run([sys.executable, "-m", "neurolp", "models", "--image-size", "x"],
                        capture_output=True, text=True)
-    assert r.returncode == 2 and "invalid int value" in r.stderr
+    assert r.returncode == 2 and "argument --image-size: must be an integer, got 'x'" in r.stderr
     r = subprocess.run([sys.executable, "-m", "neurolp", "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "models" in r.stdout

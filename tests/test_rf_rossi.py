@@ -151,8 +151,13 @@ def test_table_csv_validation(tmp_path):
     bad = t.copy()
     bad.loc[3, "dx_um"] = np.nan
     bad.to_csv(tmp_path / "t.csv", index=False)
-    with pytest.raises(DataFormatError, match="NaN offsets"):
+    with pytest.raises(DataFormatError, match=r"column dx_um has 1 missing or non-numeric value\(s\) \(lines \[5\]"):
         load_rossi_table(tmp_path / "t.csv")
+    bad = t.astype({"dy_um": object})
+    bad.loc[7, "dy_um"] = "12,5"  # a decimal comma
+    bad.to_csv(tmp_path / "c.csv", index=False)
+    with pytest.raises(DataFormatError, match=r"column dy_um .*lines \[9\], e.g. '12,5'"):
+        load_rossi_table(tmp_path / "c.csv")
     t.drop(columns=["dy_um"]).to_csv(tmp_path / "u.csv", index=False)
     with pytest.raises(DataFormatError, match="lacks columns"):
         load_rossi(tmp_path / "u.csv")

@@ -139,8 +139,15 @@ def test_config_validation_and_presets():
     assert make_config("paper", epochs=3).epochs == 3
     with pytest.raises(ConfigError, match="unknown training option"):
         TrainConfig.from_dict({"epochz": 3})
-    with pytest.raises(ConfigError, match="mask_weight_decay must be C, none or all"):
+    with pytest.raises(ConfigError, match="--mask-weight-decay: unknown value 'p'; valid: C, none, all"):
         make_config(mask_weight_decay="p")
+    with pytest.raises(ConfigError, match=r"--val-fraction must be in \[0, 1\), got 1"):
+        make_config(val_fraction=1.0)
+    with pytest.raises(ConfigError, match="--lr must be a finite number"):
+        make_config(lr=float("inf"))
+    with pytest.raises(ConfigError, match="--epochs must be an integer, got 2.5"):
+        make_config(epochs=2.5)
+    assert make_config(epochs=3.0).epochs == 3 and isinstance(make_config(epochs=3.0).epochs, int)
     with pytest.raises(ConfigError, match="unknown dataset 'mnist'"):
         make_config(dataset="mnist")
     with pytest.raises(ConfigError, match="invalid model name"):

@@ -28,7 +28,7 @@ from neurolp.brain import nwb
 from neurolp.brain.selection import Selection, cortical_layer
 from neurolp.errors import DataFormatError, DataNotFoundError
 
-__all__ = ["CacheLayout", "experiment_table", "select_experiments", "describe_cache",
+__all__ = ["CacheLayout", "experiment_table", "select_experiments", "describe_cache", "unmatched_filters",
            "EXPERIMENT_COLUMNS"]
 
 EXPERIMENT_COLUMNS = ["experiment_id", "container_id", "mouse", "specimen", "area", "depth", "layer",
@@ -257,6 +257,24 @@ def select_experiments(table: pd.DataFrame, selection: Selection) -> tuple[pd.Da
     return chosen[~failed].reset_index(drop=True), excluded.reset_index(drop=True)
 
 
+def unmatched_filters(table: pd.DataFrame, selection: Selection) -> list[str]:
+    """One line per requested area / Cre line / depth that no natural-scene experiment of the cache
+    has, with the values it does have (typos and over-narrow selections show up here)."""
+    ns = table[table["session_type"] == selection.session_type]
+    lines = []
+    for what, col, wanted in (("area", "area", selection.areas), ("Cre line", "cre_line", selection.cre_lines),
+                              ("depth", "depth", selection.depths)):
+        have = sorted({(int(v) if col == "depth" else str(v)) for v in ns[col].dropna()},
+                      key=lambda v: (str(type(v)), v))
+        low = {str(v).lower() for v in have}
+        missing = [w for w in wanted if str(w).lower() not in low]
+        if missing:
+            lines.append(f"no natural-scene experiment in the cache has {what}"
+                         f"{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))} "
+                         f"(the cache has: {', '.join(map(str, have)) or 'none'})")
+    return lines
+
+
 def describe_cache(cache_dir: str | Path, selection: Selection | None = None) -> dict:
     """What a cache holds for a selection: counts per area/mouse and which files are missing."""
     layout = CacheLayout.open(cache_dir)
@@ -275,4 +293,5 @@ def describe_cache(cache_dir: str | Path, selection: Selection | None = None) ->
             "n_mice": int(chosen["mouse"].nunique()), "n_containers": int(chosen["container_id"].nunique()),
             "missing_nwb": missing_nwb, "missing_events": missing_events,
             "excluded_failed": excluded["experiment_id"].tolist(), "per_area": per_area,
-            "experiments": chosen, "layers": chosen["layer"].value_counts().to_dict()}
+            "experiments": chosen, "layers": chosen["layer"].value_counts().to_dict(),
+            "unmatched": unmatched_filters(table, selection)}

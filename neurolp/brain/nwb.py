@@ -6,6 +6,8 @@ Dataset paths are those allensdk 2.16's ``BrainObservatoryNwbDataSet`` reads (se
 
 from __future__ import annotations
 
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,8 @@ CELL_IDS_KEY = f"{PIPELINE}/ImageSegmentation/cell_specimen_ids"
 STIM_BASE = "stimulus/presentation"
 TEMPLATE_KEY = "stimulus/templates/natural_scenes_image_stack/data"
 _STIM_NAMES = ("natural_scenes_stimulus", "natural_scenes")
+# what a truncated or damaged .npz / HDF5 file raises while it is opened or read
+_READ_ERRORS = (OSError, ValueError, EOFError, KeyError, RuntimeError, zipfile.BadZipFile, zlib.error)
 _GENERAL = {
     "session_type": "general/session_type",
     "session_id": "general/session_id",
@@ -97,10 +101,12 @@ def read_events(path: str | Path) -> np.ndarray:
             if "ev" not in z.files:
                 raise DataFormatError(f"{path} has no 'ev' array (keys: {z.files})")
             ev = np.asarray(z["ev"], dtype=np.float32)
-    except (OSError, ValueError, EOFError) as exc:
-        raise DataFormatError(f"{path} is not a readable events file ({exc}); it is probably a "
-                              "truncated download: delete it and run `neurolp allen fetch` again"
-                              ) from exc
+    except DataFormatError:
+        raise
+    except _READ_ERRORS as exc:
+        raise DataFormatError(f"{path} is not a readable events file ({type(exc).__name__}: {exc}); it "
+                              "is probably a truncated download: delete it and run `neurolp allen "
+                              "fetch` again") from exc
     if ev.ndim != 2:
         raise DataFormatError(f"{path}: events have shape {ev.shape}; expected [n_cells, n_frames]")
     return ev
@@ -157,8 +163,8 @@ def check_nwb(path: str | Path, *, need_dff: bool = False) -> str | None:
                 return "no cell_specimen_ids"
             if need_dff and DFF_KEY not in f:
                 return "no ΔF/F traces"
-    except OSError as exc:
-        return f"unreadable HDF5 ({exc.__class__.__name__})"
+    except _READ_ERRORS as exc:
+        return f"unreadable HDF5 ({exc.__class__.__name__}): delete it and fetch again"
     return None
 
 
@@ -170,9 +176,12 @@ def check_events(path: str | Path, n_cells: int | None = None) -> str | None:
         with np.load(path, allow_pickle=False) as z:
             if "ev" not in z.files:
                 return "no 'ev' array"
-            shape = z["ev"].shape
-    except (OSError, ValueError, EOFError) as exc:
-        return f"unreadable npz ({exc.__class__.__name__})"
+            ev = z["ev"]  # reads (and CRC-checks) the whole array: truncation shows up here
+            shape = ev.shape
+            if ev.dtype.kind not in "fiu":
+                return f"events of dtype {ev.dtype}"
+    except _READ_ERRORS as exc:
+        return f"unreadable npz ({exc.__class__.__name__}): delete it and fetch again"
     if len(shape) != 2:
         return f"events of shape {shape}"
     if n_cells is not None and shape[0] != n_cells:

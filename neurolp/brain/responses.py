@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from neurolp.brain import nwb
-from neurolp.brain.cache import CacheLayout, experiment_table, select_experiments
+from neurolp.brain.cache import CacheLayout, experiment_table, select_experiments, unmatched_filters
 from neurolp.brain.selection import Selection
 from neurolp.errors import DataFormatError, DataNotFoundError, InputError
 from neurolp.utils.io import atomic_write, atomic_write_text
@@ -253,9 +253,11 @@ def load_responses(cache_dir: str | Path, selection: Selection | None = None,
     if chosen.empty:
         raise DataNotFoundError(
             f"no natural-scene ({selection.session_type}) experiment of the Allen cache at "
-            f"{layout.root} matches the selection: {selection.describe()}. The cache knows "
-            f"{len(table)} experiments in areas {sorted(set(table['area'].dropna()))}; run "
-            f"`neurolp allen fetch --cache {layout.root}` with this selection, or change "
+            f"{layout.root} matches the selection: {selection.describe()}; "
+            + "; ".join(unmatched_filters(table, selection) or
+                        [f"the cache knows {len(table)} experiments in areas "
+                         f"{sorted(set(table['area'].dropna()))}"])
+            + f". Run `neurolp allen fetch --cache {layout.root}` with this selection, or change "
             "--areas/--cre-lines/--depths")
     need_events = params.signal == "events"
     missing = chosen[~chosen["has_nwb"] | (need_events & ~chosen["has_events"])]

@@ -19,14 +19,19 @@ from dataclasses import dataclass, field
 
 from neurolp.errors import InputError
 
-__all__ = ["PAPER_AREAS", "PAPER_CRE_LINES", "PAPER_DEPTHS", "ALL_AREAS", "NATURAL_SCENES_SESSION",
-           "Selection", "cortical_layer", "L4_CRE_LINES"]
+__all__ = ["PAPER_AREAS", "PAPER_CRE_LINES", "PAPER_DEPTHS", "ALL_AREAS", "ALLEN_CRE_LINES",
+           "NATURAL_SCENES_SESSION", "Selection", "cortical_layer", "L4_CRE_LINES"]
 
 PAPER_AREAS: tuple[str, ...] = ("VISal", "VISam", "VISl", "VISp", "VISpm")
 ALL_AREAS: tuple[str, ...] = ("VISal", "VISam", "VISl", "VISp", "VISpm", "VISrl")
 PAPER_CRE_LINES: tuple[str, ...] = ("Cux2-CreERT2", "Emx1-IRES-Cre", "Slc17a7-IRES2-Cre")
 PAPER_DEPTHS: tuple[int, ...] = (175, 185, 195, 200, 205, 225, 250, 265, 275)
 NATURAL_SCENES_SESSION = "three_session_B"
+#: The 13 Cre driver lines of the Brain Observatory Visual Coding 2-photon data (de Vries et al. 2020).
+ALLEN_CRE_LINES: tuple[str, ...] = (
+    "Cux2-CreERT2", "Emx1-IRES-Cre", "Fezf2-CreER", "Nr5a1-Cre", "Ntsr1-Cre_GN220", "Pvalb-IRES-Cre",
+    "Rbp4-Cre_KL100", "Rorb-IRES2-Cre", "Scnn1a-Tg3-Cre", "Slc17a7-IRES2-Cre", "Sst-IRES-Cre",
+    "Tlx3-Cre_PL56", "Vip-IRES-Cre")
 # Cre lines the Allen layer assignment always puts in L4, whatever the depth.
 L4_CRE_LINES: tuple[str, ...] = ("Nr5a1-Cre", "Scnn1a-Tg3-Cre", "Rorb-IRES2-Cre")
 
@@ -63,19 +68,19 @@ class Selection:
     _norm: tuple = field(default=(), repr=False, compare=False)
 
     def __post_init__(self):
+        from neurolp.utils.checks import check_choices, check_int
+
         areas = tuple(str(a) for a in (self.areas or ()))
         cres = tuple(str(c) for c in (self.cre_lines or ()))
-        try:
-            depths = tuple(sorted({int(d) for d in (self.depths or ())}))
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"imaging depths must be integers in µm, got {self.depths!r}") from exc
+        depths = tuple(sorted({check_int(d, "--depths", min=0, max=1000) for d in (self.depths or ())}))
         if not areas or not cres or not depths:
             raise InputError("a selection needs at least one area, one Cre line and one depth "
                              f"(got areas={areas}, cre_lines={cres}, depths={depths})")
-        unknown = [a for a in areas if not a.startswith("VIS")]
-        if unknown:
-            raise InputError(f"unknown visual area(s) {unknown}; Allen areas are "
-                             f"{', '.join(ALL_AREAS)}")
+        # typos would silently select nothing: names are checked against the Allen vocabulary
+        areas = tuple(dict.fromkeys(check_choices(areas, "--areas", ALL_AREAS, what="visual area",
+                                                  case_sensitive=False)))
+        cres = tuple(dict.fromkeys(check_choices(cres, "--cre-lines", ALLEN_CRE_LINES, what="Cre line",
+                                                 case_sensitive=False)))
         object.__setattr__(self, "areas", areas)
         object.__setattr__(self, "cre_lines", cres)
         object.__setattr__(self, "depths", depths)

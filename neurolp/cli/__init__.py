@@ -96,9 +96,12 @@ def _os_error(exc: OSError) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    if extra:  # report against the subcommand that was being parsed, naming its --help
-        (getattr(args, "_parser", None) or parser).error(f"unrecognized arguments: {' '.join(extra)}")
+    try:  # argparse exits on --help, --version and bad options: return its status instead
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # report against the subcommand that was being parsed, naming its --help
+            (getattr(args, "_parser", None) or parser).error(f"unrecognized arguments: {' '.join(extra)}")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 2
     if getattr(args, "_run", None) is None:
         parser.print_help()
         return 2

@@ -21,31 +21,43 @@ NAME = "allen"
 HELP = "download and inspect Allen Brain Observatory natural-scene data"
 
 
-def _selection_args(p) -> None:
-    from neurolp.brain.selection import PAPER_AREAS, PAPER_CRE_LINES, PAPER_DEPTHS
+def selection_args(p, *, cache_flag: str = "--cache", must_exist: bool = True) -> None:
+    """The Allen selection options (areas, Cre lines, depths), shared with `neurolp rsa`."""
+    from neurolp.brain.selection import (ALL_AREAS, ALLEN_CRE_LINES, PAPER_AREAS, PAPER_CRE_LINES,
+                                         PAPER_DEPTHS)
+    from neurolp.cli.options import Choice, InPath, Int, OutDir
 
-    p.add_argument("--cache", required=True, metavar="DIR",
+    p.add_argument(cache_flag, dest=cache_flag.lstrip("-").replace("-", "_"), required=True,
+                   type=InPath("dir") if must_exist else OutDir(), metavar="DIR",
                    help="the AllenSDK cache folder (holds manifest.json)")
-    p.add_argument("--areas", nargs="+", default=list(PAPER_AREAS), metavar="AREA")
-    p.add_argument("--cre-lines", nargs="+", default=list(PAPER_CRE_LINES), metavar="CRE")
-    p.add_argument("--depths", nargs="+", type=int, default=list(PAPER_DEPTHS), metavar="UM",
+    p.add_argument("--areas", nargs="+", type=Choice(ALL_AREAS, "visual area"),
+                   default=list(PAPER_AREAS), metavar="AREA", help=f"of {', '.join(ALL_AREAS)}")
+    p.add_argument("--cre-lines", nargs="+", type=Choice(ALLEN_CRE_LINES, "Cre line"),
+                   default=list(PAPER_CRE_LINES), metavar="CRE", help="Allen Cre driver lines")
+    p.add_argument("--depths", nargs="+", type=Int(0, 1000), default=list(PAPER_DEPTHS), metavar="UM",
                    help="imaging depths in µm")
+
+
+def _selection_args(p, must_exist: bool = True) -> None:
+    selection_args(p, must_exist=must_exist)
     p.add_argument("--include-failed", action="store_true",
                    help="keep experiment containers that failed the Allen QC")
 
 
 def add_arguments(parser) -> None:
+    from neurolp.cli.options import OutFile
+
     sub = parser.add_subparsers(dest="allen_command", metavar="SUBCOMMAND",
                                 parser_class=type(parser))
     f = sub.add_parser("fetch", help="download the selection into the cache (resumable)")
-    _selection_args(f)
+    _selection_args(f, must_exist=False)
     f.add_argument("--no-events", dest="events", action="store_false",
                    help="skip the L0 event files (only ΔF/F analyses are possible then)")
     f.add_argument("--dry-run", action="store_true", help="only report what is missing")
     f.add_argument("--no-progress", dest="progress", action="store_false")
     i = sub.add_parser("info", help="what the cache holds for the selection")
     _selection_args(i)
-    i.add_argument("--csv", metavar="PATH", help="also write the experiment table as CSV")
+    i.add_argument("--csv", type=OutFile(), metavar="PATH", help="also write the experiment table as CSV")
     v = sub.add_parser("verify", help="open every selected file and report problems")
     _selection_args(v)
 
@@ -87,8 +99,16 @@ def run(args) -> int:
     from neurolp.brain.cache import describe_cache
 
     info = describe_cache(args.cache, sel)
+    if not info["n_experiments"]:
+        from neurolp.errors import InputError
+
+        raise InputError(f"no natural-scene experiment in {info['cache']} matches the selection ("
+                         + "; ".join(info["unmatched"] or [sel.describe()])
+                         + "); change --areas/--cre-lines/--depths, or run `neurolp allen fetch` for it")
     if cmd == "info":
         print(sel.describe())
+        for line in info["unmatched"]:
+            print(f"note: {line}")
         print(f"cache {info['cache']}: {info['n_experiments']} natural-scene experiments, "
               f"{info['n_containers']} containers, {info['n_mice']} mice; Allen layers "
               + ", ".join(f"{k}: {v}" for k, v in sorted(info["layers"].items())))
@@ -127,6 +147,8 @@ def run(args) -> int:
         tmpl = f"templates: {exc}"
         bad.append(("-", "templates", str(exc)))
     print(f"checked {info['n_experiments']} experiments in {layout.root}; {tmpl}")
+    for line in info["unmatched"]:
+        print(f"note: {line}")
     for eid, kind, problem in bad:
         print(f"  {eid} {kind}: {problem}")
     if bad:

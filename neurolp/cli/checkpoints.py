@@ -12,17 +12,29 @@ HELP = "list the checkpoint store"
 
 
 def add_arguments(parser) -> None:
+    from neurolp.cli.options import OutFile
+
     parser.add_argument("--store", metavar="DIR", help="checkpoint store (default: see above)")
     parser.add_argument("--model", help="only this model name")
     parser.add_argument("--dataset", help="only this dataset")
     parser.add_argument("--all", action="store_true", help="include in-progress snapshots (kind last)")
-    parser.add_argument("--csv", metavar="PATH", help="also write the table as CSV")
+    parser.add_argument("--csv", type=OutFile(), metavar="PATH", help="also write the table as CSV")
+
+
+def check(args) -> None:
+    from neurolp.models import parse_model_name
+    from neurolp.train.data import DATASETS
+    from neurolp.utils.checks import check_choice
+
+    if args.model:
+        args.model = str(parse_model_name(args.model))
+    if args.dataset:
+        check_choice(args.dataset, "--dataset", sorted(DATASETS), what="dataset")
 
 
 def run(args) -> int:
     import pandas as pd
 
-    from neurolp.models import parse_model_name
     from neurolp.train.store import default_store, list_checkpoints
     from neurolp.utils import write_csv
 
@@ -31,7 +43,7 @@ def run(args) -> int:
     if not args.all:
         df = df[df["kind"] != "last"]
     if args.model:
-        df = df[df["model"] == str(parse_model_name(args.model))]
+        df = df[df["model"] == args.model]
     if args.dataset:
         df = df[df["dataset"] == args.dataset]
     if args.csv:

@@ -18,21 +18,44 @@ HELP = "evaluate a checkpoint (accuracy, CIFAR-100-C robustness)"
 
 
 def add_arguments(parser) -> None:
+    from neurolp.cli.options import Int, OutDir
+    from neurolp.train.data import DATASETS
+
     parser.add_argument("--checkpoint", required=True, metavar="PATH|MODEL",
                         help="checkpoint file, or a model name looked up in the store")
-    parser.add_argument("--dataset", help="dataset (default: the checkpoint's); cifar100c for robustness")
+    parser.add_argument("--dataset", choices=sorted(DATASETS),
+                        help="dataset (default: the checkpoint's); cifar100c for robustness")
     parser.add_argument("--data-dir", metavar="DIR", help="dataset folder")
     parser.add_argument("--split", default="test", choices=["test", "val", "train"])
     parser.add_argument("--corruptions", nargs="+", metavar="NAME",
                         help="CIFAR-100-C corruptions (default: every .npy present)")
-    parser.add_argument("--severities", nargs="+", type=int, default=[1, 2, 3, 4, 5],
+    parser.add_argument("--severities", nargs="+", type=Int(1, 5), default=[1, 2, 3, 4, 5],
                         help="CIFAR-100-C severities")
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--num-workers", type=int, default=0)
-    parser.add_argument("--store", metavar="DIR", help="checkpoint store for model names")
-    parser.add_argument("--out", metavar="DIR", help="write the result as CSV + run.json here")
+    parser.add_argument("--batch-size", type=Int(1, 1 << 16), default=256)
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    parser.add_argument("--num-workers", type=Int(0, 256), default=0)
+    parser.add_argument("--on-bad-sample", choices=["stop", "skip"], default="stop",
+                        help="an unreadable image file: stop with its name, or skip it (reported)")
+    parser.add_argument("--store", metavar="DIR",
+                        help="checkpoint store for model names")
+    parser.add_argument("--out", type=OutDir(), metavar="DIR", help="write the result as CSV + run.json here")
     parser.add_argument("--no-progress", dest="progress", action="store_false")
+
+
+def check(args) -> None:
+    from neurolp.cli.options import require
+    from neurolp.train.data import CIFAR100C_CORRUPTIONS
+    from neurolp.utils.checks import check_choices
+    from neurolp.utils.runtime import resolve_device
+
+    resolve_device(args.device)
+    require(args.corruptions is None or args.dataset == "cifar100c",
+            "--corruptions only applies to --dataset cifar100c")
+    if args.corruptions:
+        args.corruptions = check_choices(args.corruptions, "--corruptions", CIFAR100C_CORRUPTIONS,
+                                         what="corruption")
+    require(args.dataset != "cifar100c" or args.split == "test",
+            "CIFAR-100-C is a test set: drop --split (or use --split test) with --dataset cifar100c")
 
 
 def run(args) -> int:
@@ -62,10 +85,15 @@ def run(args) -> int:
     else:
         res = evaluate_checkpoint(path, args.dataset, data_dir=args.data_dir, split=args.split,
                                   batch_size=args.batch_size, device=args.device,
-                                  num_workers=args.num_workers, progress=args.progress)
+                                  num_workers=args.num_workers, progress=args.progress,
+                                  on_bad_sample=args.on_bad_sample)
+        skipped = res.pop("skipped_files")
         df = pd.DataFrame([res])
         print(f"{res['model']} on {res['dataset']} {res['split']} ({res['n']} images): "
               f"top-1 {res['acc']:.2f}%, top-5 {res['top5']:.2f}%, loss {res['loss']:.4f}")
+        if skipped:
+            print(f"WARNING: {len(skipped)} unreadable image file(s) were skipped (their places taken "
+                  f"by the next readable file), e.g. {skipped[0]}")
         name = "eval.csv"
     if args.out:
         with staged_output(args.out) as stage:

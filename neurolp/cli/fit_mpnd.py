@@ -19,60 +19,77 @@ HELP = "fit MPNDs to biological (mouse V1) and artificial (conv1) receptive fiel
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from neurolp.cli.options import Float, InPath, Int, OutDir
     from neurolp.rf.conditions import CONDITIONS, DEFAULT_CONDITIONS
 
-    p.add_argument("--out", default="runs/fit-mpnd", metavar="DIR", help="output folder")
+    p.add_argument("--out", type=OutDir(), default="runs/fit-mpnd", metavar="DIR", help="output folder")
     p.add_argument("--conditions", nargs="+", default=list(DEFAULT_CONDITIONS), metavar="NAME",
                    help=f"conditions (space- or comma-separated, or 'all'): {', '.join(CONDITIONS)}")
-    p.add_argument("--rossi-dir", default=None, metavar="DIR",
+    p.add_argument("--rossi-dir", type=InPath("any"), default=None, metavar="DIR",
                    help="folder of the raw Rossi et al. 2020 MAT files (postSyn_NN.mat, spatialEX_NN.mat, "
                         "spatialIN_NN.mat) or a CSV table; default: the embedded table")
-    p.add_argument("--images", default=None, metavar="DIR",
+    p.add_argument("--images", type=InPath("dir"), default=None, metavar="DIR",
                    help="folder of natural images (default: Allen scenes with --allen-cache, else photographs "
                         "shipped in scikit-image/scikit-learn/matplotlib)")
-    p.add_argument("--allen-cache", default=None, metavar="DIR",
+    p.add_argument("--allen-cache", type=InPath("dir"), default=None, metavar="DIR",
                    help="Allen Brain Observatory cache folder: use its 118 natural scenes (the paper's)")
-    p.add_argument("--weights", default=None, metavar="PATH",
+    p.add_argument("--weights", type=InPath("file"), default=None, metavar="PATH",
                    help="trained weights for the trained conditions (state_dict or .safetensors); default: "
                         "torchvision's file in the torch hub cache, if present")
     p.add_argument("--model", default="alexnet",
                    help="network whose first conv is analysed: a torchvision name or a neurolp name (lp2-alexnet)")
-    p.add_argument("--n-inputs", type=int, default=17, help="inputs (= artificial RFs) per condition")
-    p.add_argument("--seed", type=int, default=0, help="seed of the untrained network, noise and image draw")
+    p.add_argument("--n-inputs", type=Int(2, 1000), default=17, help="inputs (= artificial RFs) per condition")
+    p.add_argument("--seed", type=Int(0), default=0, help="seed of the untrained network, noise and image draw")
     p.add_argument("--objective", choices=("pmf", "mle"), default="pmf",
                    help="pmf: match the binned PMF (the paper's); mle: likelihood of the offsets")
     p.add_argument("--loss", choices=("mse", "kl"), default="mse",
                    help="PMF discrepancy: mse (binned L2, robust; default) or kl (binned likelihood)")
     p.add_argument("--C", dest="c_model", choices=("isotropic", "diagonal", "full"), default="isotropic",
                    help="C = diag(1/σ) (the paper's), diag(1/σx, 1/σy), or a full 2×2 matrix")
-    p.add_argument("--p-max", type=float, default=64.0, help="upper bound on p (box-like RFs end here)")
+    p.add_argument("--p-max", type=Float(2, 1024, min_open=True, hint="p_init is 2"), default=64.0,
+                   help="upper bound on p (box-like RFs end here)")
     p.add_argument("--no-figure", action="store_true", help="skip fig1_mpnd.png")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def check(args) -> None:
+    """Options that only make sense together, checked before any receptive field is collected."""
+    from neurolp.cli.options import exclusive, require
+    from neurolp.rf.conditions import parse_conditions
+    from neurolp.rf.networks import check_model_name
+
+    exclusive(args, "--images", "--allen-cache")
+    args.conditions = [c.name for c in parse_conditions(args.conditions)]
+    kinds = {c for c in args.conditions}
+    uses_images = any(c.endswith("-image") for c in kinds)
+    for flag, value in (("--images", args.images), ("--allen-cache", args.allen_cache)):
+        require(value is None or uses_images,
+                f"{flag} is only used by the *-image conditions, and none is selected "
+                f"(--conditions {' '.join(args.conditions)}); add trained-image or untrained-image, or "
+                f"drop {flag}")
+    require(args.weights is None or any(c.startswith("trained-") for c in kinds),
+            f"--weights is only used by the trained-* conditions, and none is selected (--conditions "
+            f"{' '.join(args.conditions)}); add trained-image or trained-noise, or drop --weights")
+    require(args.rossi_dir is None or any(c.startswith("v1") for c in kinds),
+            "--rossi-dir is only used by the v1 conditions, and none is selected; add v1 or drop "
+            "--rossi-dir")
+    if any(not c.startswith("v1") for c in kinds):
+        check_model_name(args.model)
 
 
 def run(args) -> int:
     import time
 
-    from neurolp.errors import ConfigError
-    from neurolp.rf.conditions import parse_conditions, run_fit_mpnd
+    from neurolp.rf.conditions import run_fit_mpnd
     from neurolp.utils.io import staged_output, write_csv, write_run_record
     from neurolp.utils.runtime import seed_everything
 
-    from pathlib import Path
-
     t0 = time.perf_counter()
-    if Path(args.out).exists() and not Path(args.out).is_dir():
-        raise ConfigError(f"--out {args.out} exists and is not a folder; choose a folder for the outputs")
-    conds = parse_conditions(args.conditions)
-    if args.n_inputs < 2:
-        raise ConfigError(f"--n-inputs must be >= 2, got {args.n_inputs}")
-    if args.p_max <= 2:
-        raise ConfigError(f"--p-max must be > 2 (p_init is 2), got {args.p_max}")
     seed_everything(args.seed)
-    res = run_fit_mpnd(conds, rossi=args.rossi_dir, images=args.images, allen_cache=args.allen_cache,
-                       weights=args.weights, model=args.model, n_inputs=args.n_inputs, seed=args.seed,
-                       objective=args.objective, loss=args.loss, C=args.c_model, p_max=args.p_max,
-                       progress=not args.quiet)
+    res = run_fit_mpnd(args.conditions, rossi=args.rossi_dir, images=args.images,
+                       allen_cache=args.allen_cache, weights=args.weights, model=args.model,
+                       n_inputs=args.n_inputs, seed=args.seed, objective=args.objective,
+                       loss=args.loss, C=args.c_model, p_max=args.p_max, progress=not args.quiet)
     elapsed = time.perf_counter() - t0
     with staged_output(args.out) as stage:
         write_csv(res.fits, stage / "mpnd_fits.csv")
@@ -115,19 +132,24 @@ def _summary_text(res, out, elapsed, no_figure=False) -> str:
     lines = [f"MPND fits ({res.config['objective']}"
              + (f", {res.config['loss']}" if res.config["objective"] == "pmf" else "")
              + f", C {res.config['C']}) — {len(res.fits)} receptive fields, {elapsed:.1f} s", ""]
-    head = f"  {'condition':<20} {'n':>3}  {'median p':>9}  {'IQR':>15}  {'converged':>9}  {'at p_max':>8}"
+    at_min = int(res.summary["p_at_min"].sum()) if "p_at_min" in res.summary else 0
+    head = (f"  {'condition':<20} {'n':>3}  {'median p':>9}  {'IQR':>15}  {'converged':>9}  {'at p_max':>8}"
+            + (f"  {'at p = 1':>8}" if at_min else ""))
     lines += [head, "  " + "-" * (len(head) - 2)]
     for r in res.summary.itertuples(index=False):
         iqr = f"[{r.q25_p:.3g}, {r.q75_p:.3g}]"
         lines.append(f"  {r.label:<20} {r.n:>3}  {r.median_p:>9.3g}  {iqr:>15}  {r.converged:>5}/{r.n:<3}"
-                     f"  {r.p_at_bound:>8}")
+                     f"  {r.p_at_max:>8}" + (f"  {r.p_at_min:>8}" if at_min else ""))
     for s in res.skipped.itertuples(index=False):
         lines.append(f"  skipped {s.condition}: {s.reason}")
     for note in res.notes:
         lines.append(f"  note: {note}")
-    if (res.summary["p_at_bound"] > 0).any():
+    if (res.summary["p_at_max"] > 0).any():
         lines.append(f"  note: p = p_max ({res.config['p_max']:g}) marks a box-like RF (flat with a sharp edge, "
                      "e.g. uniform over the kernel): its best MPND has p → ∞")
+    if at_min:
+        lines.append("  note: p = 1 is the lower bound (a Laplace-like, sharply peaked RF): its best MPND "
+                     "may have p < 1, which Lp-masks do not allow")
     sig = res.stats[res.stats["stars"] != "n/a"]
     if len(sig):
         lines.append("")

@@ -13,11 +13,17 @@ HELP = "list registry models with parameter counts and MACs"
 
 
 def add_arguments(parser) -> None:
+    from neurolp.cli.options import Int, OutFile
+
     parser.add_argument("names", nargs="*", metavar="NAME",
                         help="model names or architectures to show (default: every architecture)")
-    parser.add_argument("--image-size", type=int, default=224, help="input size for the MAC count")
-    parser.add_argument("--num-classes", type=int, default=1000, help="classifier outputs")
-    parser.add_argument("--csv", metavar="PATH", help="also write the table as CSV")
+    parser.add_argument("--image-size", type=Int(8, 1024), default=224, help="input size for the MAC count")
+    parser.add_argument("--num-classes", type=Int(1, 100_000), default=1000, help="classifier outputs")
+    parser.add_argument("--csv", type=OutFile(), metavar="PATH", help="also write the table as CSV")
+
+
+def check(args) -> None:
+    args._names = _names(args.names)  # unknown names fail here, before any model is built
 
 
 def _names(requested: list[str]) -> list[str]:
@@ -37,14 +43,11 @@ def _names(requested: list[str]) -> list[str]:
 def run(args) -> int:
     import pandas as pd
 
-    from neurolp.errors import ConfigError
     from neurolp.models import model_summary, parse_model_name
     from neurolp.utils import write_csv
 
-    if args.image_size < 8 or args.num_classes < 1:
-        raise ConfigError("--image-size must be >= 8 and --num-classes >= 1")
     rows = []
-    for name in _names(args.names):
+    for name in args._names:
         s = model_summary(name, args.num_classes, args.image_size)
         spec = parse_model_name(name)
         rows.append({"name": name, "arch": spec.arch, "variant": spec.variant,

@@ -27,38 +27,37 @@ HELP = "RSA of model layers against Allen mouse visual cortex (noise-corrected K
 
 
 def add_arguments(parser) -> None:
-    from neurolp.brain.selection import PAPER_AREAS, PAPER_CRE_LINES, PAPER_DEPTHS
+    from neurolp.cli.allen import selection_args
+    from neurolp.cli.options import InPath, Int, OutDir
 
     g = parser.add_argument_group("model")
     g.add_argument("--model", nargs="+", required=True, metavar="NAME",
                    help="registry name(s), e.g. lp2-resnet18 (several: Fig. 6b comparison)")
-    g.add_argument("--checkpoint", nargs="+", metavar="PATH",
+    g.add_argument("--checkpoint", nargs="+", type=InPath("file"), metavar="PATH",
                    help="checkpoint file(s), one per --model (default: newest in the store)")
-    g.add_argument("--store", metavar="DIR", help="checkpoint store (default: $NEUROLP_CHECKPOINTS)")
+    g.add_argument("--store", metavar="DIR",
+                   help="checkpoint store (default: $NEUROLP_CHECKPOINTS)")
     g.add_argument("--dataset", help="only use checkpoints trained on this dataset")
-    g.add_argument("--image-size", type=int,
+    g.add_argument("--image-size", type=Int(8, 1024),
                    help="input size (must match the checkpoint; required with --untrained)")
     g.add_argument("--untrained", action="store_true", help="random weights instead of a checkpoint")
-    g.add_argument("--num-classes", type=int, default=200, help="outputs of an --untrained model")
+    g.add_argument("--num-classes", type=Int(1, 100_000), default=200, help="outputs of an --untrained model")
     g.add_argument("--layers", nargs="+", metavar="MODULE",
                    help="module names (default: every conv layer)")
     g.add_argument("--stimuli", choices=["checkpoint", "anchor"],
                    help="input preprocessing (preset default: checkpoint / anchor)")
-    g.add_argument("--batch-size", type=int, help="images per forward pass (default: all)")
-    g.add_argument("--max-features", type=int, help="reduce layers with more units than this")
+    g.add_argument("--batch-size", type=Int(1, 1 << 16), help="images per forward pass (default: all)")
+    g.add_argument("--max-features", type=Int(2), help="reduce layers with more units than this")
     g.add_argument("--reduce", choices=["pool", "project"], help="how to reduce big layers")
     b = parser.add_argument_group("brain data")
-    b.add_argument("--allen-cache", required=True, metavar="DIR", help="AllenSDK cache folder")
-    b.add_argument("--areas", nargs="+", default=list(PAPER_AREAS), metavar="AREA")
-    b.add_argument("--cre-lines", nargs="+", default=list(PAPER_CRE_LINES), metavar="CRE")
-    b.add_argument("--depths", nargs="+", type=int, default=list(PAPER_DEPTHS), metavar="UM")
+    selection_args(b, cache_flag="--allen-cache")
     b.add_argument("--allow-partial", action="store_true",
                    help="use the experiments present when some are missing (reported)")
     b.add_argument("--signal", choices=["events", "dff"])
-    b.add_argument("--window", nargs=2, type=int, metavar=("START", "FRAMES"),
+    b.add_argument("--window", nargs=2, type=Int(0, 1000), metavar=("START", "FRAMES"),
                    help="response window after onset, in 2-photon frames (default 0 15)")
-    b.add_argument("--baseline-frames", type=int, help="subtract the mean of N pre-onset frames")
-    b.add_argument("--min-neurons", type=int, help="mice with fewer usable neurons are left out")
+    b.add_argument("--baseline-frames", type=Int(0, 1000), help="subtract the mean of N pre-onset frames")
+    b.add_argument("--min-neurons", type=Int(1), help="mice with fewer usable neurons are left out")
     s = parser.add_argument_group("RSA")
     s.add_argument("--preset", choices=["default", "lpconv"], default="default")
     s.add_argument("--population", choices=["mouse", "pooled"])
@@ -67,40 +66,41 @@ def add_arguments(parser) -> None:
     s.add_argument("--pool", choices=["mean", "rank"], help="pooled RSM of the across-mice ceiling")
     s.add_argument("--no-centre", dest="centre", action="store_false", default=None,
                    help="do not centre units across images before the Pearson RSM")
-    s.add_argument("--bootstrap", type=int, metavar="N", help="bootstrap samples (images × mice)")
-    s.add_argument("--mouse-draws", type=int, metavar="K",
+    s.add_argument("--bootstrap", type=Int(0, 1_000_000), metavar="N",
+                   help="bootstrap samples (images × mice); 0 = none")
+    s.add_argument("--mouse-draws", type=Int(1, 1000), metavar="K",
                    help="mouse resamples per image resample in the bootstrap (default 4; 1 = every "
                         "sample draws its own images)")
     s.add_argument("--layer-selection", choices=["max", "cv"])
-    s.add_argument("--splits", type=int, help="pooled: number of random-half RSMs")
-    s.add_argument("--trial-splits", type=int, help="split-half ceiling repetitions")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--threads", type=int, help="threads for the τ computations")
+    s.add_argument("--splits", type=Int(1, 100_000), help="pooled: number of random-half RSMs")
+    s.add_argument("--trial-splits", type=Int(1, 100_000), help="split-half ceiling repetitions")
+    s.add_argument("--seed", type=Int(0), default=0)
+    s.add_argument("--threads", type=Int(1, 1024), help="threads for the τ computations")
     o = parser.add_argument_group("output")
-    o.add_argument("--out", metavar="DIR", help="write tables, figures and run.json here")
+    o.add_argument("--out", type=OutDir(), metavar="DIR", help="write tables, figures and run.json here")
     o.add_argument("--save-rsms", action="store_true", help="also write rsms.npz (brain and layers)")
-    o.add_argument("--device", default="cpu")
+    o.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     o.add_argument("--no-progress", dest="progress", action="store_false")
 
 
-def run(args) -> int:
-    import time
-
-    import numpy as np
-    import pandas as pd
-
+def check(args) -> None:
+    """Option combinations, checked before any response or activation is computed."""
     from neurolp.brain.selection import Selection
-    from neurolp.errors import ConfigError
-    from neurolp.rsa.kendall import kernel_backend
-    from neurolp.rsa.pipeline import RSAConfig, load_model_source, run_rsa
-    from neurolp.utils.runtime import seed_everything
+    from neurolp.cli.options import require
+    from neurolp.models import parse_model_name
+    from neurolp.rsa.pipeline import RSAConfig
+    from neurolp.utils.runtime import resolve_device
 
-    t0 = time.perf_counter()
-    if args.checkpoint and len(args.checkpoint) != len(args.model):
-        raise ConfigError(f"{len(args.checkpoint)} --checkpoint for {len(args.model)} --model; give "
-                          "one checkpoint per model, in the same order")
-    if args.untrained and args.image_size is None:
-        raise ConfigError("--untrained needs --image-size")
+    for name in args.model:
+        parse_model_name(name)
+    resolve_device(args.device)
+    require(not args.checkpoint or len(args.checkpoint) == len(args.model),
+            f"{len(args.checkpoint or [])} --checkpoint for {len(args.model)} --model; give one "
+            "checkpoint per model, in the same order")
+    require(not (args.untrained and args.checkpoint), "--untrained and --checkpoint exclude each other")
+    require(not args.untrained or args.image_size is not None,
+            "--untrained needs --image-size (the input size the random model is built for)")
+    require(args.save_rsms is False or args.out is not None, "--save-rsms needs --out DIR")
     overrides = dict(population=args.population, comparator=args.comparator,
                      normalise_by=args.normalise_by, pool=args.pool, centre=args.centre,
                      n_boot=args.bootstrap, layer_selection=args.layer_selection,
@@ -110,9 +110,24 @@ def run(args) -> int:
                      max_features=args.max_features, reduce=args.reduce, seed=args.seed,
                      threads=args.threads, mouse_draws=args.mouse_draws)
     if args.window:
+        require(args.window[1] >= 1, f"--window FRAMES must be >= 1, got {args.window[1]}")
         overrides.update(window_start=args.window[0], window_frames=args.window[1])
-    cfg = RSAConfig.from_preset(args.preset, **overrides).validate()
-    selection = Selection(tuple(args.areas), tuple(args.cre_lines), tuple(args.depths))
+    args._cfg = RSAConfig.from_preset(args.preset, **overrides).validate()
+    args._selection = Selection(tuple(args.areas), tuple(args.cre_lines), tuple(args.depths))
+
+
+def run(args) -> int:
+    import time
+
+    import numpy as np
+    import pandas as pd
+
+    from neurolp.rsa.kendall import kernel_backend
+    from neurolp.rsa.pipeline import load_model_source, run_rsa
+    from neurolp.utils.runtime import seed_everything
+
+    t0 = time.perf_counter()
+    cfg, selection = args._cfg, args._selection
     seed_everything(args.seed)
     sources = []
     for k, name in enumerate(args.model):

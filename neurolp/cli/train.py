@@ -17,52 +17,57 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import types
-import typing
 
 NAME = "train"
 HELP = "train an Lp-CNN (or base/large) and publish its checkpoint"
 
-# options the CLI names differently from the config field (field -> flags)
-_ALIASES = {"label_smoothing": ["--smoothing", "--label-smoothing"]}
 
+def _arg_type(name: str, field):
+    """``(argparse type, is_flag)`` of a config field, with its declared range or choices."""
+    from neurolp.cli.options import Choice, Float, Int, JSONObject
+    from neurolp.train.config import TrainConfig, _kind
 
-def _field_type(tp) -> tuple[type, bool]:
-    """The argparse type of a dataclass field annotation, and whether it is a flag."""
-    if isinstance(tp, str):
-        tp = eval(tp, {"dict": dict, "int": int, "float": float, "str": str, "bool": bool,  # noqa: S307
-                       "None": type(None)})
-    args = [a for a in typing.get_args(tp) if a is not type(None)]
-    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
-        tp = args[0]
-    if tp is bool:
-        return bool, True
-    if tp is dict:
-        return json.loads, False
-    return tp, False
+    kind, spec = _kind(field.type), TrainConfig.field_check(name)
+    if kind is bool:
+        return None, True
+    if kind is dict:
+        return JSONObject(), False
+    if kind is int:
+        return Int(spec.get("min"), spec.get("max")), False
+    if kind is float:
+        return Float(spec.get("min"), spec.get("max"), min_open=spec.get("min_open", False),
+                     max_open=spec.get("max_open", False)), False
+    if "choices" in spec:
+        return Choice(spec["choices"], what=name.replace("_", " ")), False
+    if name == "dataset":
+        from neurolp.train.data import DATASETS
+
+        return Choice(sorted(DATASETS), what="dataset"), False
+    return str, False
 
 
 def add_arguments(parser) -> None:
+    from neurolp.cli.options import InPath, OutDir
     from neurolp.train.config import PRESETS, TrainConfig
 
     main = parser.add_argument_group("run")
-    main.add_argument("--out", metavar="DIR", default=argparse.SUPPRESS,
+    main.add_argument("--out", type=OutDir(), metavar="DIR", default=argparse.SUPPRESS,
                       help="run folder (default runs/<model>_<dataset>_s<seed>)")
     main.add_argument("--resume", action="store_true",
                       help="continue the run in --out from its last checkpoint (its saved config "
                            "is used; only runtime options may change)")
-    main.add_argument("--store", metavar="DIR", default=argparse.SUPPRESS,
+    main.add_argument("--store", type=OutDir(), metavar="DIR", default=argparse.SUPPRESS,
                       help="checkpoint store (default $NEUROLP_CHECKPOINTS or ~/.cache/neurolp/checkpoints)")
     main.add_argument("--no-publish", dest="publish", action="store_false",
                       help="do not copy the selected model into the store")
-    main.add_argument("--config", metavar="JSON", default=argparse.SUPPRESS, help="read options from a config.json first")
+    main.add_argument("--config", type=InPath("file", suffixes=(".json",)), metavar="JSON",
+                      default=argparse.SUPPRESS, help="read options from a config.json first")
     opts = parser.add_argument_group("training options (unset: the preset's value)")
     defaults = TrainConfig()
     for name, f in TrainConfig.fields().items():
-        tp, flag = _field_type(f.type)
-        flags = _ALIASES.get(name, ["--" + name.replace("_", "-")])
+        tp, flag = _arg_type(name, f)
+        flags = [TrainConfig.flag(name)] + (["--label-smoothing"] if name == "label_smoothing" else [])
         if any(name in p for p in PRESETS.values()):
             shown = ", ".join(f"{k}: {p.get(name, getattr(defaults, name))}" for k, p in PRESETS.items())
         else:
@@ -85,6 +90,8 @@ def _opt(args, name):
 
 def config_from_args(args):
     """The :class:`TrainConfig` the arguments describe (preset, then --config, then flags)."""
+    from pathlib import Path
+
     from neurolp.errors import ConfigError
     from neurolp.train.config import RUNTIME_FIELDS, TrainConfig, make_config
 
@@ -92,15 +99,19 @@ def config_from_args(args):
     if args.resume:
         if not _opt(args, "out"):
             raise ConfigError("--resume needs --out DIR (the run folder to continue)")
-        from pathlib import Path
-
-        saved = Path(_opt(args, "out")) / "config.json"
+        out = Path(_opt(args, "out"))
+        saved = out / "config.json"
         if saved.is_file():
             base = TrainConfig.from_json(saved).to_dict()
             runtime_defaults = TrainConfig().to_dict()
             base.update({k: runtime_defaults[k] for k in RUNTIME_FIELDS})
             base.update(given)
             return TrainConfig.from_dict(base).validate()
+        if "model" not in given and not _opt(args, "config"):
+            # without a saved config the defaults would silently start some other run
+            what = "does not exist" if not out.exists() else "holds no training run (no config.json)"
+            raise ConfigError(f"--resume: {out} {what}; check the --out path, or give --model and "
+                              "--dataset to start a new run there")
     base = {}
     if _opt(args, "config"):
         base = TrainConfig.from_json(_opt(args, "config")).to_dict()
@@ -109,11 +120,25 @@ def config_from_args(args):
     return make_config(given.pop("preset", "quick"), **given)
 
 
-def run(args) -> int:
-    from neurolp.train.loop import default_out_dir, train
+def check(args) -> None:
+    """Resolve the config and build everything cheap (model on the meta device, optimiser,
+    transforms, output and store probes) before any data is read."""
+    from pathlib import Path
+
+    from neurolp.train.loop import default_out_dir, preflight
 
     cfg = config_from_args(args)
-    out = _opt(args, "out") or str(default_out_dir(cfg))
+    out = Path(_opt(args, "out") or default_out_dir(cfg))
+    preflight(cfg, out, resume=args.resume, store=_opt(args, "store"), publish=args.publish)
+    args._cfg, args._out = cfg, out
+
+
+def run(args) -> int:
+    from neurolp.train.loop import train
+
+    if not hasattr(args, "_cfg"):
+        check(args)
+    cfg, out = args._cfg, args._out
     result = train(cfg, out, resume=args.resume, store=_opt(args, "store"), publish=args.publish)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0  # under torchrun, rank 0 reports

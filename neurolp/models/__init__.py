@@ -2,7 +2,8 @@
 
 from neurolp.models.registry import (ARCHS, ArchSpec, ModelName, create_model, list_archs, list_models,
                                      parse_model_name, register_arch)
-from neurolp.models.summary import count_macs, count_params, model_summary
+from neurolp.models.summary import check_input_size, count_macs, count_params, model_summary
 
 __all__ = ["ARCHS", "ArchSpec", "ModelName", "create_model", "list_archs", "list_models",
-           "parse_model_name", "register_arch", "count_params", "count_macs", "model_summary"]
+           "parse_model_name", "register_arch", "count_params", "count_macs", "model_summary",
+           "check_input_size"]

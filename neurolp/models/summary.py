@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["count_params", "count_macs", "model_summary"]
+__all__ = ["count_params", "count_macs", "model_summary", "check_input_size"]
 
 
 def count_params(model: nn.Module, trainable_only: bool = False) -> int:
@@ -31,12 +31,34 @@ def count_macs(model: nn.Module, image_size: int, in_chans: int = 3) -> int:
     return counter.get_total_flops() // 2
 
 
+def check_input_size(model: nn.Module, image_size: int, name: str = "the model",
+                     in_chans: int = 3) -> None:
+    """Raise :class:`~neurolp.errors.ConfigError` when ``image_size`` inputs cannot pass through
+    ``model`` (a pooling or stride that shrinks them to nothing): one forward pass of one image on
+    the model's device (free on the meta device, where :func:`preflight` builds models)."""
+    from neurolp.errors import ConfigError
+
+    was_training = model.training
+    device = next((p.device for p in model.parameters()), torch.device("meta"))
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(1, in_chans, image_size, image_size, device=device))
+    except RuntimeError as exc:
+        first = (str(exc).strip().splitlines() or ["no message"])[0][:200]
+        raise ConfigError(f"--image-size {image_size} is too small for {name} ({first}); use a larger "
+                          "--image-size (the paper uses 32 for CIFAR and 224 for TinyImageNet)") from None
+    finally:
+        model.train(was_training)
+
+
 def model_summary(name: str, num_classes: int = 1000, image_size: int = 224) -> dict:
     """Parameters (total, trainable) and MACs of a registry model, built on the meta device."""
     from neurolp.models.registry import create_model
 
     with torch.device("meta"):
         model = create_model(name, num_classes=num_classes, image_size=image_size)
+    check_input_size(model, image_size, name)
     return {"name": name, "num_classes": num_classes, "image_size": image_size,
             "params": count_params(model), "trainable_params": count_params(model, True),
             "macs": count_macs(model, image_size)}

@@ -49,7 +49,7 @@ depends on lr × steps, not on the RF).
 **Convergence.** A fit is flagged converged when its gradient norm in the unconstrained parameters
 falls below ``gtol`` (a p component on a bound with the gradient pointing outwards does not count),
 or when no damped step can lower its loss any more and the gradient is below ``1000·gtol``.
-``p_at_bound`` marks fits that ended on p_min or p_max.
+``p_at_bound`` marks fits that ended on p_min or p_max (``p_at_min`` / ``p_at_max`` say which).
 """
 
 from __future__ import annotations
@@ -492,7 +492,7 @@ def fit_mpnd(
 
     Returns a DataFrame, one row per RF, in input order: ``rf, n_points, total_weight, objective,
     loss_fn, p, sigma, sigma_x, sigma_y, C00, C01, C10, C11, alpha, theta, gamma, loss, converged,
-    p_at_bound, grad_norm, iterations, mean_x, mean_y, scale_x, scale_y, bins`` (``bins``: "grid",
+    p_at_bound, p_at_min, p_at_max, grad_norm, iterations, mean_x, mean_y, scale_x, scale_y, bins`` (``bins``: "grid",
     "lattice" — the RF's own cells — or "none" for MLE). σ and C are in
     standardised units (``scale_*`` convert back to the raw units). α, θ (degrees, counter-clockwise
     from +x), γ come from :func:`neurolp.mpnd.conformation`; θ is NaN for an isotropic C (γ = 1),
@@ -527,7 +527,7 @@ def fit_mpnd(
         bad = [prep.ids[i] for i in torch.nonzero(~torch.isfinite(val)).flatten().tolist()]
         raise InputError(f"MPND fit gave a non-finite loss for receptive fields {bad[:5]}; check them "
                          "for outliers or duplicated points")
-    at_bound = (th[:, 0] >= model.u_max - 1e-9) | (th[:, 0] <= model.u_min + 1e-9)
+    at_bound = (th[:, 0] <= model.u_min + 1e-9, th[:, 0] >= model.u_max - 1e-9)  # (p_min, p_max)
     return _result_table(model, th, prep, objective, loss, val, converged, at_bound,
                          (grad * active).norm(dim=1), iters.numpy())
 
@@ -656,7 +656,9 @@ def _result_table(model: _Model, th, prep, objective, loss, final, converged, at
         "gamma": conf["gamma"],
         "loss": final.numpy(),
         "converged": converged.numpy().astype(bool),
-        "p_at_bound": at_bound.numpy().astype(bool),
+        "p_at_bound": (at_bound[0] | at_bound[1]).numpy().astype(bool),
+        "p_at_min": at_bound[0].numpy().astype(bool),
+        "p_at_max": at_bound[1].numpy().astype(bool),
         "grad_norm": grad_norm.numpy(),
         "iterations": iters,
         "mean_x": prep.means[:, 0], "mean_y": prep.means[:, 1],

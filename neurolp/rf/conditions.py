@@ -168,11 +168,14 @@ def collect_receptive_fields(
         if c.kind != "biological":
             continue
         table = load_rossi(rossi) if table is None else table
-        for rf_id, rf in rossi_receptive_fields(table, c.selection).items():
+        left_out: list = []
+        for rf_id, rf in rossi_receptive_fields(table, c.selection, skipped=left_out).items():
             out.rfs[(c.name, rf_id)] = rf
             out.meta.append({"condition": c.name, "rf": rf_id, "source": "Rossi et al. 2020 " +
                              ("(embedded table)" if rossi is None else str(rossi)),
                              "activity_threshold": np.nan, "n_functional": len(rf.points)})
+        for rf_id, reason in left_out:
+            out.skipped.append({"condition": c.name, "reason": f"{rf_id} left out: {reason}"})
 
     if not runnable:
         return out
@@ -240,7 +243,9 @@ def summarize_fits(fits: pd.DataFrame, order: Sequence[str] | None = None) -> pd
                      "n": len(g), "median_p": g["p"].median(), "q25_p": g["p"].quantile(0.25),
                      "q75_p": g["p"].quantile(0.75), "mean_p": g["p"].mean(), "sd_p": g["p"].std(ddof=1),
                      "median_sigma": g["sigma"].median(), "converged": int(g["converged"].sum()),
-                     "p_at_bound": int(g["p_at_bound"].sum())})
+                     "p_at_bound": int(g["p_at_bound"].sum()),
+                     "p_at_min": int(g["p_at_min"].sum()) if "p_at_min" in g else 0,
+                     "p_at_max": int(g["p_at_max"].sum()) if "p_at_max" in g else 0})
     return pd.DataFrame(rows)
 
 

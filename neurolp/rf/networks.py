@@ -25,7 +25,7 @@ from neurolp.errors import CheckpointError, ConfigError
 from neurolp.rf.functional import first_conv
 from neurolp.train.checkpoint import state_dict_mismatch
 
-__all__ = ["hub_checkpoint_dir", "torchvision_weights_file", "find_trained_weights", "build_network",
+__all__ = ["check_model_name", "hub_checkpoint_dir", "torchvision_weights_file", "find_trained_weights", "build_network",
            "load_state_dict_file", "WeightsLookup"]
 
 
@@ -106,18 +106,33 @@ def load_state_dict_file(path) -> dict[str, torch.Tensor]:
     return {k[7:] if k.startswith("module.") else k: v for k, v in sd.items()}
 
 
+def check_model_name(model: str) -> str:
+    """``model`` if it names a neurolp registry model or a torchvision classification model."""
+    import torchvision.models as tvm
+
+    from neurolp.utils.checks import did_you_mean
+
+    if _is_registry_name(model):
+        from neurolp.models import parse_model_name
+
+        parse_model_name(model)  # raises with the valid architectures
+        return model
+    names = tvm.list_models(module=tvm)
+    if model not in names:
+        raise ConfigError(f"--model: unknown model {model!r}{did_you_mean(model, names)}: use a torchvision "
+                          f"classification model (e.g. {', '.join(n for n in ('alexnet', 'resnet18', 'vgg16') if n in names)}) "
+                          "or a neurolp name such as lp2-alexnet (see `neurolp models`)")
+    return model
+
+
 def _construct(model: str) -> nn.Module:
     import torchvision.models as tvm
 
+    check_model_name(model)
     if _is_registry_name(model):
         from neurolp.models import create_model
 
         return create_model(model, num_classes=1000, image_size=224)
-    names = tvm.list_models(module=tvm)
-    if model not in names:
-        raise ConfigError(f"unknown model {model!r}: use a torchvision classification model "
-                          f"(e.g. {', '.join(n for n in ('alexnet', 'resnet18', 'vgg16') if n in names)}) or a "
-                          "neurolp name such as lp2-alexnet (see `neurolp models`)")
     return tvm.get_model(model, weights=None)
 
 

@@ -140,6 +140,7 @@ def load_rossi_raw(folder: str | Path) -> pd.DataFrame:
             }, columns=list(COLUMNS)))
     table = pd.concat(frames, ignore_index=True)
     table["neuron"] = table["neuron"].astype(np.int64)
+    table.attrs["neurons"] = sorted(ids)  # a neuron without inputs has no row but must not vanish
     return table
 
 
@@ -177,10 +178,15 @@ def load_rossi_table(path=None) -> pd.DataFrame:
     missing = [c for c in COLUMNS if c not in table.columns]
     if missing:
         raise DataFormatError(f"{name} lacks columns {missing}; expected {', '.join(COLUMNS)}")
-    bad = ~np.isfinite(table[["dx_um", "dy_um"]].to_numpy(dtype=np.float64)).all(axis=1)
-    if bad.any():
-        raise DataFormatError(f"{name}: {int(bad.sum())} rows have NaN offsets (first rows "
-                              f"{np.flatnonzero(bad)[:5].tolist()}); expected finite dx_um, dy_um")
+    for col in ("dx_um", "dy_um", "neuron"):
+        values = pd.to_numeric(table[col], errors="coerce")
+        bad = ~np.isfinite(values.to_numpy(dtype=np.float64))
+        if bad.any():
+            rows = (np.flatnonzero(bad)[:5] + 2).tolist()  # +2: the header is line 1
+            raise DataFormatError(f"{name}: column {col} has {int(bad.sum())} missing or non-numeric "
+                                  f"value(s) (lines {rows}, e.g. {table[col].iloc[np.flatnonzero(bad)[0]]!r}); "
+                                  "expected finite numbers (µm offsets, integer neuron IDs)")
+        table[col] = values
     if not set(table["input"]).issubset({"EX", "IN"}):
         raise DataFormatError(f"{name}: column 'input' must hold EX or IN, found "
                               f"{sorted(set(table['input']) - {'EX', 'IN'})}")
@@ -222,28 +228,37 @@ def load_rossi(path=None) -> pd.DataFrame:
     raise InputError(f"{path} is neither a folder of Rossi et al. MAT files nor a .csv table")
 
 
-def rossi_receptive_fields(table: pd.DataFrame | None = None, inputs: str = "all") -> dict[str, ReceptiveField]:
+def rossi_receptive_fields(table: pd.DataFrame | None = None, inputs: str = "all", *,
+                           skipped: list | None = None) -> dict[str, ReceptiveField]:
     """One receptive field per neuron: ``{"neuron01": ReceptiveField(points [n, 2] in µm), ...}``.
 
     ``inputs``: ``"all"`` (excitatory + inhibitory, the paper's Fig. 1), ``"ex"`` or ``"in"``.
-    A neuron whose selection has fewer than 2 inputs cannot be standardised; it raises
-    :class:`InputError` naming the neuron and the file its inputs come from.
+    A neuron whose selection has fewer than 2 inputs cannot be standardised: it raises
+    :class:`InputError` naming the neuron and the file its inputs come from, or, when a
+    ``skipped`` list is given, is left out and recorded there as ``(neuron id, reason)``. Neurons
+    the raw loader saw without any input (``table.attrs["neurons"]``) count too.
     """
     if inputs not in SELECTIONS:
         raise InputError(f"unknown input selection {inputs!r}; use one of {', '.join(SELECTIONS)}")
     table = load_rossi_table() if table is None else table
     kinds = SELECTIONS[inputs]
     sel = table[table["input"].isin(kinds)]
+    neurons = sorted(set(table["neuron"].unique()) | set(table.attrs.get("neurons", ())))
     rfs = {}
-    for nid in sorted(table["neuron"].unique()):
+    for nid in neurons:
         g = sel[sel["neuron"] == nid]
         if len(g) < 2:
             files = " and ".join(_RAW[k].format(int(nid)) for k in kinds)
             label = {"all": "inputs", "ex": "excitatory inputs", "in": "inhibitory inputs"}[inputs]
-            raise InputError(f"neuron {int(nid):02d} has {len(g)} {label} ({files}); a receptive field needs "
-                             ">= 2 inputs to be standardised to zero mean and unit variance — use another "
-                             "selection (e.g. all inputs) or drop this neuron from the data")
+            reason = (f"neuron {int(nid):02d} has {len(g)} {label} ({files}); a receptive field needs "
+                      ">= 2 inputs to be standardised to zero mean and unit variance")
+            if skipped is None:
+                raise InputError(f"{reason} — use another selection (e.g. all inputs) or drop this "
+                                 "neuron from the data")
+            skipped.append((f"neuron{int(nid):02d}", reason))
+            continue
         rfs[f"neuron{int(nid):02d}"] = ReceptiveField(g[["dx_um", "dy_um"]].to_numpy(dtype=np.float64))
     if not rfs:
-        raise InputError("the Rossi table has no neurons")
+        raise InputError(f"the Rossi table has no neuron with >= 2 {inputs} inputs"
+                         + (f" ({len(skipped)} skipped: {skipped[0][1]})" if skipped else ""))
     return rfs

@@ -23,7 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from neurolp.errors import CheckpointError, ConfigError
+from neurolp.errors import CheckpointError, ConfigError, InputError
 
 __all__ = ["RSAConfig", "PRESETS", "ModelSource", "RSAResult", "load_model_source", "run_rsa",
            "model_rsms"]
@@ -74,6 +74,27 @@ class RSAConfig:
         return cls(preset=name, **values)
 
     def validate(self) -> "RSAConfig":
+        from neurolp.utils.checks import check_choice, check_float, check_int
+
+        try:
+            for name, lo in (("n_boot", 0), ("cv_splits", 2), ("min_neurons", 1), ("n_splits", 0),
+                             ("n_trial_splits", 0), ("window_start", 0), ("window_frames", 1),
+                             ("baseline_frames", 0), ("seed", 0), ("mouse_draws", 1)):
+                check_int(getattr(self, name), name, min=lo)
+            for name in ("batch_size", "max_features", "threads"):
+                if getattr(self, name) is not None:
+                    check_int(getattr(self, name), name, min=1)
+            check_float(self.ci, "ci", min=0, max=1, min_open=True, max_open=True)
+            for name, choices in (("population", ("mouse", "pooled")),
+                                  ("comparator", ("tau_a", "tau_b", "spearman", "pearson")),
+                                  ("normalise_by", ("lower", "upper", "split-half")),
+                                  ("pool", ("mean", "rank")), ("aggregate", ("mean", "median")),
+                                  ("layer_selection", ("max", "cv")), ("signal", ("events", "dff")),
+                                  ("response_aggregate", ("mean", "sum")),
+                                  ("stimuli", ("checkpoint", "anchor")), ("reduce", ("pool", "project"))):
+                check_choice(getattr(self, name), name, choices)
+        except InputError as exc:
+            raise ConfigError(f"invalid RSA option: {exc}") from None
         if self.population == "pooled" and self.normalise_by != "split-half":
             raise ConfigError("the pooled population has no mice, so no across-mice ceiling: use "
                               "--normalise-by split-half (the lpconv preset does)")
@@ -85,6 +106,9 @@ class RSAConfig:
             raise ConfigError("--layer-selection cv is implemented for the per-mouse pipeline")
         if self.normalise_by == "split-half" and self.n_trial_splits < 1:
             raise ConfigError("normalising by the split-half ceiling needs --trial-splits >= 1")
+        if self.population == "pooled" and self.n_splits < 1:
+            raise ConfigError(f"the pooled population is scored on random-half RSMs: --splits must be "
+                              f">= 1, got {self.n_splits} (the lpconv preset uses 100)")
         return self
 
 
@@ -139,9 +163,15 @@ def load_model_source(name: str, *, checkpoint: str | Path | None = None, store=
             raise ConfigError("--untrained and --checkpoint exclude each other")
         import torch
 
+        if image_size is None or int(image_size) < 8:
+            raise ConfigError(f"an untrained model needs an input size >= 8 (--image-size), got "
+                              f"{image_size!r}")
         torch.manual_seed(seed)
-        size = int(image_size or 64)
+        size = int(image_size)
         model = create_model(canon, num_classes=num_classes, image_size=size).eval()
+        from neurolp.models import check_input_size
+
+        check_input_size(model, size, canon)
         # normalised as a training run would have been
         return ModelSource(canon, model, size, dict(DEFAULT_NORMALIZATION), None,
                            {"untrained": True, "seed": seed}, f"{canon} (untrained)")
@@ -203,6 +233,11 @@ class RSAResult:
                     continue
                 lines.append(f"  {r['area']}: {r['max_normalised']:.3f} at {r['best_layer']}"
                              f"{' (> 1)' if r['above_ceiling'] else ''}")
+        undefined = int(self.scores["normalised"].isna().sum())
+        if undefined:
+            lines.append(f"WARNING: {undefined} of {len(self.scores)} layer × area scores are undefined "
+                         f"({_undefined_reasons(self.scores, self.excluded)}); see the note column of "
+                         "rsa_scores.csv")
         n_above = int(self.scores["above_ceiling"].sum())
         if n_above:
             lines.append(f"{n_above} layer × area score(s) exceed the noise ceiling (flagged in "
@@ -214,6 +249,18 @@ class RSAResult:
             for _, r in self.excluded[self.excluded["kind"] == "area"].iterrows():
                 lines.append(f"  area {r['item']}: {r['reason']}")
         return lines
+
+
+def _undefined_reasons(scores: pd.DataFrame, excluded: pd.DataFrame) -> str:
+    """Why scores are NaN, from the per-row notes and the exclusions (one short clause)."""
+    bad = scores[scores["normalised"].isna()]
+    notes = [n for n in pd.unique(bad.get("note", pd.Series(dtype=str))) if isinstance(n, str) and n]
+    parts = [f"{', '.join(sorted(set(bad.loc[bad['note'] == n, 'area'])))}: {n}" for n in notes]
+    if not parts and "raw" in bad and bad["raw"].isna().all():
+        parts.append("the model and brain RSMs share no defined pair of images")
+    if not parts and len(excluded):
+        parts.append(f"{len(excluded)} item(s) excluded (see excluded.csv)")
+    return "; ".join(parts) or "ceilings are zero or undefined"
 
 
 def model_rsms(source: ModelSource, templates: np.ndarray, cfg: RSAConfig, layers=None,
@@ -319,7 +366,13 @@ def run_rsa(sources: Sequence[ModelSource], allen_cache, config: RSAConfig | Non
             model_rsm_store[src.display] = lr
     exc = pd.concat(excluded, ignore_index=True) if excluded else pd.DataFrame(
         columns=["kind", "item", "reason"])
-    return RSAResult(pd.concat(all_scores, ignore_index=True),
+    scores = pd.concat(all_scores, ignore_index=True)
+    if not scores["normalised"].notna().any():
+        raise InputError("every layer × area score is undefined, so there is nothing to report: "
+                         + _undefined_reasons(scores, exc)
+                         + "; widen the selection (--areas/--depths/--cre-lines), lower "
+                           "--min-neurons, or use --normalise-by split-half")
+    return RSAResult(scores,
                      pd.concat(all_samples, ignore_index=True),
                      pd.concat(all_max, ignore_index=True), report,
                      pd.concat(all_info, ignore_index=True), cfg, selection.to_dict(), stim, exc,

@@ -306,12 +306,17 @@ def load_state(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"training state {path} does not exist")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"training state {path} is empty (a run killed while writing it, or "
+                              "a full disk) and cannot be resumed; delete it to start over")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError) as exc:
+    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError,
+            KeyError, IndexError, OSError) as exc:
+        detail = (str(exc).strip().splitlines() or ["no message"])[0][:200]
         raise CheckpointError(f"training state {path} is corrupted or truncated and cannot be "
-                              f"resumed ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
-                              "delete it to start over") from exc
+                              f"resumed ({type(exc).__name__}: {detail}); delete it to start over"
+                              ) from exc
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise CheckpointError(f"{path} is not a neurolp training state")
     return state

@@ -29,12 +29,14 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from neurolp.errors import ConfigError
+from neurolp.errors import ConfigError, NeurolpError
 
 __all__ = ["TrainConfig", "PRESETS", "RUNTIME_FIELDS", "make_config"]
 
 
 def _f(default, help: str, **kw):
+    """A config field; ``kw`` may hold its constraints (``min``, ``max``, ``min_open``, ``max_open``,
+    ``choices``), which :meth:`TrainConfig.validate` and the ``neurolp train`` options both apply."""
     if isinstance(default, (dict, list)):
         return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help, **kw})
     return field(default=default, metadata={"help": help, **kw})
@@ -48,56 +50,65 @@ class TrainConfig:
     model: str = _f("lp2-smallcnn", "registry name {base|large|lp{p}|lp{p}f}-{arch}")
     dataset: str = _f("digits", "cifar100, tinyimagenet, imagefolder, digits or synthetic")
     data_dir: str | None = _f(None, "dataset folder (default $NEUROLP_DATA or ~/.cache/neurolp/datasets)")
-    image_size: int | None = _f(None, "input size (default: the dataset's; paper preset: 32 CIFAR, 224 TinyImageNet)")
+    image_size: int | None = _f(None, "input size (default: the dataset's; paper preset: 32 CIFAR, 224 TinyImageNet)",
+                                min=8, max=1024)
     model_kwargs: dict = _f({}, "extra architecture arguments for create_model, e.g. {\"width\": 16}")
     convert_kwargs: dict = _f({}, "extra lp_convert/large_convert arguments, e.g. {\"C_param\": \"spd\"}")
-    preset: str = _f("quick", "the preset the defaults came from (paper or quick)")
+    preset: str = _f("quick", "the preset the defaults came from (paper or quick)", choices=("paper", "quick"))
     # schedule and optimiser
-    epochs: int = _f(5, "training epochs")
-    batch_size: int = _f(64, "global batch size (split across DDP processes)")
-    lr: float = _f(2e-3, "peak learning rate")
-    min_lr: float = _f(1e-5, "final learning rate of the cosine schedule")
-    warmup_epochs: float = _f(0.5, "linear warm-up length in epochs")
-    warmup_lr: float = _f(1e-6, "learning rate at the start of warm-up")
+    epochs: int = _f(5, "training epochs", min=1, max=100_000)
+    batch_size: int = _f(64, "global batch size (split across DDP processes)", min=1, max=1 << 20)
+    lr: float = _f(2e-3, "peak learning rate", min=0, min_open=True)
+    min_lr: float = _f(1e-5, "final learning rate of the cosine schedule", min=0)
+    warmup_epochs: float = _f(0.5, "linear warm-up length in epochs", min=0, max=100_000)
+    warmup_lr: float = _f(1e-6, "learning rate at the start of warm-up", min=0)
     opt: str = _f("adamw", "timm optimizer name (adamw, sgd, ...)")
-    momentum: float = _f(0.9, "SGD momentum (AdamW uses betas 0.9/0.999)")
-    weight_decay: float = _f(0.05, "weight decay (biases and norm weights are exempt)")
-    mask_weight_decay: str = _f("C", "which Lp-mask parameters get weight decay: C (official), none or all")
-    clip_grad: float | None = _f(None, "clip the global gradient norm to this value")
+    momentum: float = _f(0.9, "SGD momentum (AdamW uses betas 0.9/0.999)", min=0, max=1, max_open=True)
+    weight_decay: float = _f(0.05, "weight decay (biases and norm weights are exempt)", min=0, max=10)
+    mask_weight_decay: str = _f("C", "which Lp-mask parameters get weight decay: C (official), none or all",
+                                choices=("C", "none", "all"))
+    clip_grad: float | None = _f(None, "clip the global gradient norm to this value", min=0, min_open=True)
     # regularisation and augmentation (timm)
-    label_smoothing: float = _f(0.0, "label smoothing")
-    mixup: float = _f(0.0, "Mixup alpha (0 = off)")
-    cutmix: float = _f(0.0, "CutMix alpha (0 = off)")
-    mixup_prob: float = _f(1.0, "probability of applying Mixup/CutMix to a batch")
-    mixup_switch_prob: float = _f(0.5, "probability of CutMix instead of Mixup when both are on")
+    label_smoothing: float = _f(0.0, "label smoothing", min=0, max=1, max_open=True)
+    mixup: float = _f(0.0, "Mixup alpha (0 = off)", min=0, max=100)
+    cutmix: float = _f(0.0, "CutMix alpha (0 = off)", min=0, max=100)
+    mixup_prob: float = _f(1.0, "probability of applying Mixup/CutMix to a batch", min=0, max=1)
+    mixup_switch_prob: float = _f(0.5, "probability of CutMix instead of Mixup when both are on", min=0, max=1)
     auto_augment: str | None = _f(None, "timm auto-augment policy, e.g. rand-m9-mstd0.5-inc1")
-    color_jitter: float = _f(0.0, "colour jitter strength (ignored when auto_augment is set)")
-    hflip: float | None = _f(None, "horizontal flip probability (default 0.5, 0 for digits)")
-    re_prob: float = _f(0.0, "random erasing probability")
-    re_mode: str = _f("pixel", "random erasing fill: pixel, rand or const")
-    drop_path: float = _f(0.0, "stochastic depth rate (used only by architectures that have it)")
+    color_jitter: float = _f(0.0, "colour jitter strength (ignored when auto_augment is set)", min=0, max=10)
+    hflip: float | None = _f(None, "horizontal flip probability (default 0.5, 0 for digits)", min=0, max=1)
+    re_prob: float = _f(0.0, "random erasing probability", min=0, max=1)
+    re_mode: str = _f("pixel", "random erasing fill: pixel, rand or const", choices=("pixel", "rand", "const"))
+    drop_path: float = _f(0.0, "stochastic depth rate (used only by architectures that have it)",
+                          min=0, max=1, max_open=True)
     ema: bool = _f(False, "keep an EMA of the weights and evaluate/select/publish it")
-    ema_decay: float = _f(0.99996, "EMA decay per step")
+    ema_decay: float = _f(0.99996, "EMA decay per step", min=0, max=1, min_open=True, max_open=True)
     # data
-    val_fraction: float = _f(0.1, "fraction of the training set held out for model selection")
-    split_seed: int = _f(0, "seed of the validation split (same split for every training seed)")
-    max_train_samples: int | None = _f(None, "use a seeded subset of this many training images")
+    val_fraction: float = _f(0.1, "fraction of the training set held out for model selection",
+                             min=0, max=1, max_open=True)
+    split_seed: int = _f(0, "seed of the validation split (same split for every training seed)", min=0)
+    max_train_samples: int | None = _f(None, "use a seeded subset of this many training images", min=2)
     # reproducibility
-    seed: int = _f(0, "seed of model init, data order, augmentation and mixing")
+    seed: int = _f(0, "seed of model init, data order, augmentation and mixing", min=0)
     # runtime (may change on --resume)
     device: str = _f("auto", "auto (CUDA when present), cpu, cuda or cuda:N", runtime=True)
-    amp: str = _f("auto", "mixed precision: auto (bf16 on CUDA), bf16, fp16 or none", runtime=True)
+    amp: str = _f("auto", "mixed precision: auto (bf16 on CUDA), bf16, fp16 or none", runtime=True,
+                  choices=("auto", "bf16", "fp16", "none"))
     channels_last: bool | None = _f(None, "channels_last memory format (default: on CUDA)", runtime=True)
     compile: bool = _f(False, "torch.compile the model", runtime=True)
-    num_workers: int | None = _f(None, "data-loader workers (default: 0 on CPU, 8 on CUDA)", runtime=True)
-    eval_batch_size: int | None = _f(None, "evaluation batch size (default: 2 × batch size)", runtime=True)
+    num_workers: int | None = _f(None, "data-loader workers (default: 0 on CPU, 8 on CUDA)", runtime=True,
+                                 min=0, max=256)
+    eval_batch_size: int | None = _f(None, "evaluation batch size (default: 2 × batch size)", runtime=True,
+                                     min=1, max=1 << 20)
     checkpoint_every: int = _f(0, "also checkpoint every N optimiser steps (0: at epoch ends only)",
-                               runtime=True)
+                               runtime=True, min=0)
     max_steps: int | None = _f(None, "stop (resumably) after this many optimiser steps in total",
-                               runtime=True)
+                               runtime=True, min=1)
     eval_test: bool = _f(True, "evaluate the test split every epoch (reported, never selected on)",
                          runtime=True)
     progress: bool = _f(True, "show tqdm progress bars", runtime=True)
+    on_bad_sample: str = _f("stop", "an unreadable image file: stop naming it, or skip it (listed in "
+                            "bad_samples.csv)", runtime=True, choices=("stop", "skip"))
 
     # --- construction --------------------------------------------------------------------------
     @classmethod
@@ -114,11 +125,22 @@ class TrainConfig:
 
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> TrainConfig:
+        from neurolp.errors import DataNotFoundError
+
         try:
             with open(path) as fh:
-                return cls.from_dict(json.load(fh))
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path} is not valid JSON: {exc}") from exc
+                data = json.load(fh)
+        except FileNotFoundError:
+            raise DataNotFoundError(f"config file {path} does not exist") from None
+        except IsADirectoryError:
+            raise ConfigError(f"config file {path} is a folder; give its config.json") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path} is not valid JSON ({exc}); give a config.json written by "
+                              "neurolp train") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path} holds a JSON {type(data).__name__}, not an object of training "
+                              "options")
+        return cls.from_dict(data)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -126,48 +148,58 @@ class TrainConfig:
     def replace(self, **changes) -> TrainConfig:
         return dataclasses.replace(self, **changes)
 
+    @staticmethod
+    def flag(name: str) -> str:
+        """The ``neurolp train`` option of a field (``batch_size`` → ``--batch-size``)."""
+        return "--" + ("smoothing" if name == "label_smoothing" else name.replace("_", "-"))
+
+    @classmethod
+    def field_check(cls, name: str) -> dict:
+        """The declared constraints of a field (``min``/``max``/``*_open``/``choices``)."""
+        meta = cls.fields()[name].metadata
+        return {k: meta[k] for k in ("min", "max", "min_open", "max_open", "choices") if k in meta}
+
     def validate(self) -> TrainConfig:
-        """Check types and ranges; raises :class:`ConfigError` with the fix."""
+        """Check every field against its declared type and range, then the combinations; raises
+        :class:`ConfigError` naming the option, the value and the fix."""
+        try:
+            return self._validate()
+        except ConfigError:
+            raise
+        except NeurolpError as exc:  # InputError from the shared checks: a config error here
+            raise ConfigError(str(exc)) from None
+
+    def _validate(self) -> TrainConfig:
         from neurolp.models import parse_model_name
         from neurolp.train.data import DATASETS
+        from neurolp.utils.checks import check_choice, check_float, check_int
 
+        for name, f in self.fields().items():
+            value, spec = getattr(self, name), self.field_check(name)
+            label = self.flag(name)
+            if value is None:
+                continue
+            kind = _kind(f.type)
+            if kind is bool:
+                if not isinstance(value, bool):
+                    raise ConfigError(f"{label} must be true or false, got {value!r}")
+            elif kind is int:
+                setattr(self, name, check_int(value, label, min=spec.get("min"), max=spec.get("max")))
+            elif kind is float:
+                setattr(self, name, check_float(value, label, min=spec.get("min"), max=spec.get("max"),
+                                                min_open=spec.get("min_open", False),
+                                                max_open=spec.get("max_open", False)))
+            elif kind is dict:
+                if not isinstance(value, dict):
+                    raise ConfigError(f"{label} must be a JSON object such as {{\"width\": 16}}, got {value!r}")
+            elif "choices" in spec:
+                setattr(self, name, check_choice(value, label, spec["choices"]))
+            elif not isinstance(value, str):
+                raise ConfigError(f"{label} must be text, got {value!r}")
         parse_model_name(self.model)
-        if self.dataset not in DATASETS:
-            raise ConfigError(f"unknown dataset {self.dataset!r}; choose one of "
-                              f"{', '.join(sorted(DATASETS))}")
-        if self.preset not in PRESETS:
-            raise ConfigError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
-        checks = [
-            (self.epochs >= 1, "epochs must be >= 1"),
-            (self.batch_size >= 1, "batch_size must be >= 1"),
-            (self.lr > 0 and self.min_lr >= 0 and self.warmup_lr >= 0, "learning rates must be > 0"),
-            (self.warmup_epochs >= 0, "warmup_epochs must be >= 0"),
-            (self.weight_decay >= 0, "weight_decay must be >= 0"),
-            (self.mask_weight_decay in ("C", "none", "all"), "mask_weight_decay must be C, none or all"),
-            (0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1)"),
-            (self.mixup >= 0 and self.cutmix >= 0, "mixup and cutmix alphas must be >= 0"),
-            (0 <= self.mixup_prob <= 1 and 0 <= self.mixup_switch_prob <= 1,
-             "mixup_prob and mixup_switch_prob must be in [0, 1]"),
-            (0 <= self.re_prob <= 1, "re_prob must be in [0, 1]"),
-            (self.re_mode in ("pixel", "rand", "const"), "re_mode must be pixel, rand or const"),
-            (self.hflip is None or 0 <= self.hflip <= 1, "hflip must be in [0, 1]"),
-            (0 <= self.drop_path < 1, "drop_path must be in [0, 1)"),
-            (0 < self.ema_decay < 1, "ema_decay must be in (0, 1)"),
-            (0 <= self.val_fraction < 1, "val_fraction must be in [0, 1)"),
-            (self.max_train_samples is None or self.max_train_samples >= 2,
-             "max_train_samples must be >= 2"),
-            (self.image_size is None or self.image_size >= 8, "image_size must be >= 8"),
-            (self.amp in ("auto", "bf16", "fp16", "none"), "amp must be auto, bf16, fp16 or none"),
-            (self.num_workers is None or self.num_workers >= 0, "num_workers must be >= 0"),
-            (self.checkpoint_every >= 0, "checkpoint_every must be >= 0"),
-            (self.max_steps is None or self.max_steps >= 1, "max_steps must be >= 1"),
-            (self.clip_grad is None or self.clip_grad > 0, "clip_grad must be > 0"),
-            (isinstance(self.model_kwargs, dict) and isinstance(self.convert_kwargs, dict),
-             "model_kwargs and convert_kwargs must be dicts"),
-        ]
-        for ok, msg in checks:
-            if not ok:
-                raise ConfigError(f"invalid training config: {msg}")
+        check_choice(self.dataset, "--dataset", sorted(DATASETS), what="dataset")
+        if self.amp == "fp16" and str(self.device).startswith("cpu"):
+            raise ConfigError("--amp fp16 needs CUDA; use --amp bf16 or none on the CPU")
         return self
 
     @property
@@ -184,6 +216,15 @@ class TrainConfig:
             if a != b:
                 out[name] = (a, b)
         return out
+
+
+def _kind(tp):
+    """``int``/``float``/``str``/``bool``/``dict`` of a field annotation (``"int | None"`` → int)."""
+    text = tp if isinstance(tp, str) else getattr(tp, "__name__", str(tp))
+    for name, kind in (("bool", bool), ("int", int), ("float", float), ("dict", dict), ("str", str)):
+        if text.split("|")[0].strip() == name:
+            return kind
+    return object
 
 
 RUNTIME_FIELDS = tuple(n for n, f in TrainConfig.fields().items() if f.metadata.get("runtime"))

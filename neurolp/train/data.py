@@ -44,7 +44,7 @@ from neurolp.utils.runtime import user_dir
 
 __all__ = ["DatasetInfo", "DATASETS", "CIFAR100C_CORRUPTIONS", "dataset_info", "default_data_dir",
            "Splits", "load_splits", "load_corruption", "list_corruptions", "ArrayImages",
-           "FileImages", "Augmented", "EpochBatchSampler", "synthetic_arrays", "digits_arrays"]
+           "FileImages", "read_image", "file_images", "read_bad_log", "Augmented", "EpochBatchSampler", "synthetic_arrays", "digits_arrays"]
 
 DATA_ENV_VAR = "NEUROLP_DATA"
 CIFAR100C_CORRUPTIONS = (
@@ -139,20 +139,86 @@ class ArrayImages:
 
 
 class FileImages:
-    """Image files with labels, read with torchvision's default loader (RGB PIL images)."""
+    """Image files with labels, decoded as RGB PIL images.
 
-    def __init__(self, samples: Sequence[tuple[str, int]]):
+    ``on_bad="stop"`` raises :class:`DataFormatError` naming an unreadable (corrupt, truncated,
+    not-an-image) file; ``"skip"`` lets the next readable file of the list stand in for it (so
+    batches, the seeded order and resuming are unaffected), warns once per file on stderr, and
+    records it in :attr:`bad` and, when :attr:`bad_log` is set, in that CSV (appended by every
+    data-loader process, so it is complete with ``num_workers > 0``).
+    """
+
+    def __init__(self, samples: Sequence[tuple[str, int]], on_bad: str = "stop"):
+        if on_bad not in ("stop", "skip"):
+            raise ConfigError(f"on_bad_sample must be stop or skip, got {on_bad!r}")
         self.samples = list(samples)
         self.targets = [t for _, t in self.samples]
+        self.on_bad = on_bad
+        self.bad: dict[str, str] = {}
+        self.bad_log: Path | None = None
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, i: int):
-        from torchvision.datasets.folder import default_loader
+        n = len(self.samples)
+        for k in range(n):
+            path, target = self.samples[(i + k) % n]
+            try:
+                return read_image(path), target
+            except DataFormatError as exc:
+                if self.on_bad == "stop":
+                    raise DataFormatError(f"{exc}; remove or replace the file, or pass "
+                                          "--on-bad-sample skip to leave unreadable images out") from None
+                self._record(path, str(exc))
+        raise DataFormatError(f"none of the {n} image files can be read (e.g. {self.samples[i][0]})")
 
-        path, target = self.samples[i]
-        return default_loader(path), target
+    def _record(self, path: str, reason: str) -> None:
+        import sys
+
+        if path in self.bad:
+            return
+        self.bad[path] = reason
+        print(f"neurolp: warning: skipped unreadable image {path}", file=sys.stderr)
+        if self.bad_log is not None:
+            line = '"' + path.replace('"', '""') + '","' + reason.replace('"', '""') + '"\n'
+            with contextlib.suppress(OSError), open(self.bad_log, "a", encoding="utf-8") as fh:
+                fh.write(line)  # one short append per file: safe across loader processes
+
+
+def read_image(path: str | os.PathLike):
+    """An image file as an RGB PIL image; any decoding failure is a :class:`DataFormatError`."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with open(path, "rb") as fh:
+            img = Image.open(fh)
+            return img.convert("RGB")  # decodes now: a truncated file fails here, not later
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError,
+            EOFError) as exc:
+        raise DataFormatError(f"cannot read image {path} ({type(exc).__name__}: "
+                              f"{str(exc).strip() or 'corrupt file'})") from None
+
+
+def file_images(split) -> list[FileImages]:
+    """The :class:`FileImages` under a split (through subsets), for bad-sample reports."""
+    seen, out = split, []
+    while seen is not None:
+        if isinstance(seen, FileImages):
+            out.append(seen)
+        seen = getattr(seen, "base", None) or getattr(seen, "raw", None)
+    return out
+
+
+def read_bad_log(path: str | os.PathLike) -> dict[str, str]:
+    """The ``path → reason`` records of a bad-sample log (see :class:`FileImages`)."""
+    import csv
+
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            return {row[0]: row[1] for row in csv.reader(fh) if len(row) == 2}
+    except FileNotFoundError:
+        return {}
 
 
 class _Subset:
@@ -247,7 +313,7 @@ def _tiny_root(data_dir: Path) -> Path | None:
     return None
 
 
-def _load_tinyimagenet(data_dir: Path, **_) -> dict[str, Any]:
+def _load_tinyimagenet(data_dir: Path, on_bad_sample: str = "stop", **_) -> dict[str, Any]:
     root = _tiny_root(data_dir)
     if root is None:
         raise _not_found("tinyimagenet", data_dir, f"no tiny-imagenet-200/wnids.txt in {data_dir}")
@@ -287,11 +353,12 @@ def _load_tinyimagenet(data_dir: Path, **_) -> dict[str, Any]:
                               f"{sorted(unknown)[0]})")
     if not train or not test:
         raise DataFormatError(f"{root}: found {len(train)} training and {len(test)} val images")
-    return {"classes": wnids, "train": FileImages(train), "test": FileImages(test)}
+    return {"classes": wnids, "train": FileImages(train, on_bad_sample),
+            "test": FileImages(test, on_bad_sample)}
 
 
 # --- any ImageFolder ---------------------------------------------------------------------------
-def _load_imagefolder(data_dir: Path, **_) -> dict[str, Any]:
+def _load_imagefolder(data_dir: Path, on_bad_sample: str = "stop", **_) -> dict[str, Any]:
     from torchvision.datasets import ImageFolder
 
     if not (data_dir / "train").is_dir():
@@ -306,7 +373,8 @@ def _load_imagefolder(data_dir: Path, **_) -> dict[str, Any]:
     if tr.classes != te.classes:
         raise DataFormatError(f"{data_dir}: train/ and {test_dir.name}/ have different class "
                               f"folders ({len(tr.classes)} vs {len(te.classes)})")
-    return {"classes": tr.classes, "train": FileImages(tr.samples), "test": FileImages(te.samples)}
+    return {"classes": tr.classes, "train": FileImages(tr.samples, on_bad_sample),
+            "test": FileImages(te.samples, on_bad_sample)}
 
 
 # --- offline datasets ----------------------------------------------------------------------------
@@ -434,15 +502,41 @@ class Splits:
         return {"train": len(self.train), "val": len(self.val) if self.val is not None else 0,
                 "test": len(self.test)}
 
+    def file_datasets(self) -> list[FileImages]:
+        """The image-file datasets behind the splits (none for array datasets), each once."""
+        found = {}
+        for split in (self.train, self.val, self.test):
+            for ds in file_images(split):
+                found[id(ds)] = ds
+        return list(found.values())
+
+    def log_bad_samples(self, path: str | os.PathLike) -> None:
+        """Append skipped unreadable files (``--on-bad-sample skip``) to the CSV ``path``."""
+        for ds in self.file_datasets():
+            ds.bad_log = Path(path)
+
+    def bad_samples(self) -> dict[str, str]:
+        """Unreadable files skipped so far (this process and, through the log, loader workers)."""
+        out: dict[str, str] = {}
+        for ds in self.file_datasets():
+            out.update(ds.bad)
+            if ds.bad_log is not None:
+                out.update(read_bad_log(ds.bad_log))
+        return out
+
 
 def _split_indices(targets: np.ndarray, fraction: float, seed: int, notes: list[str]):
     from sklearn.model_selection import train_test_split
 
     idx = np.arange(len(targets))
     n_val = int(round(fraction * len(idx)))
-    if n_val < 1 or n_val >= len(idx):
-        raise ConfigError(f"val_fraction {fraction} of {len(idx)} training images leaves no "
-                          "validation or training images; change val_fraction")
+    n_classes = int((np.bincount(targets) > 0).sum())
+    if n_val < 1 or len(idx) - n_val < max(n_classes, 2):
+        fix = ("raise --val-fraction, or pass --val-fraction 0 to report the last epoch" if n_val < 1
+               else "choose a smaller --val-fraction that keeps at least one training image per class")
+        raise ConfigError(f"--val-fraction {fraction:g} of {len(idx)} training images leaves "
+                          f"{n_val} for validation and {len(idx) - n_val} for training "
+                          f"({n_classes} classes); {fix} (the default is 0.1)")
     counts = np.bincount(targets)
     if counts[counts > 0].min() >= 2 and n_val >= int((counts > 0).sum()):
         return train_test_split(idx, test_size=n_val, stratify=targets, random_state=seed)
@@ -458,6 +552,21 @@ def resolve_image_size(config) -> int:
     return info.paper_size if config.preset == "paper" else info.default_size
 
 
+def check_dataset_present(config) -> None:
+    """Raise the loader's own :class:`DataNotFoundError` (layout, source) when the dataset's folder
+    is not there: checked before a run builds anything, without reading the data."""
+    info = dataset_info(config.dataset)
+    if info.offline or config.dataset == "cifar100c":
+        return
+    data_dir = Path(config.data_dir).expanduser() if config.data_dir else default_data_dir()
+    if config.dataset == "cifar100" and _cifar_root(data_dir) is None:
+        raise _not_found("cifar100", data_dir, f"no cifar-100-python/{{train,test,meta}} in {data_dir}")
+    if config.dataset == "tinyimagenet" and _tiny_root(data_dir) is None:
+        raise _not_found("tinyimagenet", data_dir, f"no tiny-imagenet-200/wnids.txt in {data_dir}")
+    if config.dataset == "imagefolder" and not (data_dir / "train").is_dir():
+        raise _not_found("imagefolder", data_dir, f"no train/ folder in {data_dir}")
+
+
 def load_splits(config) -> Splits:
     """The train / val / test splits of ``config.dataset`` (see the module docstring)."""
     info = dataset_info(config.dataset)
@@ -465,7 +574,7 @@ def load_splits(config) -> Splits:
         raise ConfigError("cifar100c is an evaluation set: train on cifar100 and evaluate with "
                           "`neurolp eval --dataset cifar100c`")
     data_dir = Path(config.data_dir).expanduser() if config.data_dir else default_data_dir()
-    raw = _LOADERS[config.dataset](data_dir)
+    raw = _LOADERS[config.dataset](data_dir, on_bad_sample=getattr(config, "on_bad_sample", "stop"))
     notes: list[str] = []
     train = raw["train"]
     targets = np.asarray(train.targets)

@@ -7,6 +7,7 @@ statistics, no dropout or stochastic depth), with the checkpoint's own input siz
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Iterable, Sequence
 
 import torch
@@ -95,10 +96,12 @@ def _load(checkpoint, device, store=None):
 
 def evaluate_checkpoint(checkpoint, dataset: str | None = None, *, data_dir=None, split: str = "test",
                         batch_size: int = 256, device="auto", num_workers: int = 0,
-                        store=None, progress: bool = True) -> dict:
+                        store=None, progress: bool = True, on_bad_sample: str = "stop") -> dict:
     """Accuracy of a checkpoint (path, registry name, or ``(model, metadata)``) on a split of a
     dataset (default: the one it was trained on). ``split`` is ``test``, ``val`` or ``train``
-    (val/train rebuild the run's own validation split from its config)."""
+    (val/train rebuild the run's own validation split from its config). ``on_bad_sample="skip"``
+    evaluates past unreadable image files (counted in ``skipped_images``, listed in
+    ``skipped_files``) instead of stopping at the first."""
     from neurolp.train.config import TrainConfig
     from neurolp.train.data import Augmented, dataset_info, load_splits
     from neurolp.utils.runtime import resolve_device
@@ -113,7 +116,7 @@ def evaluate_checkpoint(checkpoint, dataset: str | None = None, *, data_dir=None
     info = dataset_info(dataset)
     saved = {k: v for k, v in (meta.get("config") or {}).items() if k in TrainConfig.fields()}
     cfg = TrainConfig(**{**saved, "dataset": dataset, "data_dir": str(data_dir) if data_dir else None,
-                         "image_size": int(meta["image_size"])})
+                         "image_size": int(meta["image_size"]), "on_bad_sample": on_bad_sample})
     if dataset != meta.get("dataset"):
         cfg = cfg.replace(max_train_samples=None)
     splits = load_splits(cfg)
@@ -128,10 +131,22 @@ def evaluate_checkpoint(checkpoint, dataset: str | None = None, *, data_dir=None
         raise ConfigError(f"split must be test, val or train (and val needs val_fraction > 0), "
                           f"got {split!r}")
     ds = Augmented(raw, _meta_transform(meta, info))
-    res = evaluate(model, eval_loader(ds, batch_size, num_workers, device), device,
-                   progress=progress, desc=f"{split}")
+    bad_log = None
+    if on_bad_sample == "skip" and splits.file_datasets():
+        import tempfile
+
+        fd, bad_log = tempfile.mkstemp(prefix="neurolp-bad-samples-", suffix=".csv")
+        os.close(fd)
+        splits.log_bad_samples(bad_log)  # loader workers append here
+    try:
+        res = evaluate(model, eval_loader(ds, batch_size, num_workers, device), device,
+                       progress=progress, desc=f"{split}")
+        bad = splits.bad_samples()
+    finally:
+        if bad_log is not None:
+            os.unlink(bad_log)
     return {"checkpoint": str(path) if path else None, "model": meta["model"], "dataset": dataset,
-            "split": split, **res}
+            "split": split, **res, "skipped_images": len(bad), "skipped_files": sorted(bad)}
 
 
 def evaluate_corruptions(checkpoint, data_dir=None, *, corruptions: Iterable[str] | None = None,

@@ -10,6 +10,7 @@ A run folder (``out``) holds::
     last.safetensors  the model after the latest finished epoch        (kind "last")
     best.safetensors  the model of the epoch with the best validation accuracy (kind "best")
     metrics.csv, metrics.jsonl   one row per epoch: lr, train loss/acc, val and test loss/acc/top5
+    bad_samples.csv   unreadable image files skipped with on_bad_sample="skip" (path, reason)
     summary.json      selected epoch, its val and test accuracy, the published checkpoint
 
 A finished run copies ``best.safetensors`` into the checkpoint store (kind "final"), where
@@ -39,9 +40,10 @@ from torch import nn
 from neurolp.errors import ConfigError
 from neurolp.train.config import RUNTIME_FIELDS, TrainConfig
 
-__all__ = ["train", "TrainResult", "default_out_dir"]
+__all__ = ["train", "preflight", "TrainResult", "default_out_dir"]
 
 STATE, LAST, BEST = "state.pt", "last.safetensors", "best.safetensors"
+BAD_SAMPLES = "bad_samples.csv"   # unreadable images skipped under on_bad_sample="skip"
 
 
 @dataclass
@@ -138,6 +140,87 @@ def _fmt(v) -> str:
     return "-" if v is None else f"{v:.2f}"
 
 
+# --- checks before any data is read -----------------------------------------------------------------
+def preflight(config: TrainConfig, out: str | Path, *, resume: bool = False, store=None,
+              publish: bool = True) -> TrainConfig:
+    """Check everything that can go wrong before data is read and the first step is taken: the
+    config's ranges, the device, the run folder and the store (probed for writing), and that the
+    model (on the meta device: no memory), its optimiser, schedule, transforms and Mixup can be
+    built from the options. Raises :class:`ConfigError` naming the option; returns the resolved
+    config."""
+    from neurolp.models import check_input_size, create_model
+    from neurolp.train.augment import build_mixup, build_optimizer, build_scheduler, build_transforms
+    from neurolp.train.checkpoint import DEFAULT_NORMALIZATION
+    from neurolp.train.data import check_dataset_present, dataset_info
+    from neurolp.train.store import default_store
+    from neurolp.utils.checks import check_output_dir
+    from neurolp.utils.runtime import resolve_device
+
+    config = _resolve(config)
+    resolve_device(config.device)
+    out = Path(out)
+    check_output_dir(out, "--out")
+    if publish:
+        check_output_dir(store if store is not None else default_store(), "--store")
+    if (out / STATE).exists() and not resume:
+        raise ConfigError(f"{out} already holds a training run ({STATE}); pass --resume to "
+                          "continue it, or choose another --out")
+    check_dataset_present(config)
+    info = dataset_info(config.dataset)
+    n_classes = info.num_classes or 2
+    try:
+        with torch.device("meta"):
+            model = create_model(config.model, num_classes=n_classes, image_size=config.image_size,
+                                 drop_path_rate=config.drop_path if _has_drop_path(config) else 0.0,
+                                 convert_kwargs=config.convert_kwargs or None, **config.model_kwargs)
+        check_input_size(model, config.image_size, config.model)
+    except ConfigError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure to build is a bad option
+        raise ConfigError(f"cannot build {config.model} with --model-kwargs "
+                          f"{json.dumps(config.model_kwargs)} and --convert-kwargs "
+                          f"{json.dumps(config.convert_kwargs)} ({type(exc).__name__}: "
+                          f"{_first_line(exc)}); fix or drop those options") from None
+    try:
+        from timm.optim import list_optimizers  # timm >= 1.0.12
+    except ImportError:
+        list_optimizers = None
+    if list_optimizers is not None and config.opt.lower() not in list_optimizers():
+        from neurolp.utils.checks import did_you_mean
+
+        raise ConfigError(f"--opt {config.opt!r} is not a timm optimizer"
+                          f"{did_you_mean(config.opt, list_optimizers())}; use e.g. adamw, sgd, adam, "
+                          "lamb or lion (`python -c 'import timm.optim; print(timm.optim.list_optimizers())'`)")
+    try:
+        optimizer = build_optimizer(model, config)
+        build_scheduler(optimizer, config, 1)
+    except Exception as exc:  # noqa: BLE001 - timm raises assorted errors for unknown optimisers
+        raise ConfigError(f"--opt {config.opt!r} cannot be built ({type(exc).__name__}: "
+                          f"{_first_line(exc)}); use a timm optimizer such as adamw, sgd, adam, lamb "
+                          "or lion") from None
+    try:
+        norm = DEFAULT_NORMALIZATION
+        build_transforms(config, info, config.image_size, norm["mean"], norm["std"])
+    except Exception as exc:  # noqa: BLE001 - timm asserts on malformed policy strings
+        raise ConfigError(f"--auto-augment {config.auto_augment!r} is not a timm augmentation policy "
+                          f"({type(exc).__name__}: {_first_line(exc)}); use e.g. "
+                          "rand-m9-mstd0.5-inc1 (RandAugment), augmix-m5-w3, trivialaugment or "
+                          "original") from None
+    build_mixup(config, n_classes)
+    return config
+
+
+def _has_drop_path(config: TrainConfig) -> bool:
+    from neurolp.models import ARCHS, parse_model_name
+
+    return ARCHS[parse_model_name(config.model).arch].has_drop_path
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:200] if lines else "no message"
+
+
 # --- the loop -------------------------------------------------------------------------------------
 def train(config: TrainConfig, out: str | Path | None = None, *, resume: bool = False,
           store: str | Path | None = None, publish: bool = True,
@@ -160,13 +243,14 @@ def train(config: TrainConfig, out: str | Path | None = None, *, resume: bool = 
     from neurolp.utils.runtime import resolve_device
 
     config = _resolve(config)
+    out = Path(out) if out else default_out_dir(config)
+    config = preflight(config, out, resume=resume, store=store, publish=publish)
     device = resolve_device(config.device)
     dist = init_distributed(device.type)
     if dist.enabled and device.type == "cuda":
         device = torch.device("cuda", dist.local_rank)
     try:
-        return _train(config, Path(out) if out else default_out_dir(config), resume, store, publish,
-                      on_step, device, dist)
+        return _train(config, out, resume, store, publish, on_step, device, dist)
     finally:
         shutdown_distributed(dist)
 
@@ -222,6 +306,7 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, store, publish: bool, on_s
     seed_everything(cfg.seed)
     splits = load_splits(cfg)
     notes += splits.notes
+    splits.log_bad_samples(out / BAD_SAMPLES)
     norm = {k: list(v) for k, v in DEFAULT_NORMALIZATION.items()}
     train_tf, eval_tf = build_transforms(cfg, splits.info, cfg.image_size, norm["mean"], norm["std"])
     train_ds = Augmented(splits.train, train_tf, seed=cfg.seed)
@@ -435,6 +520,10 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, store, publish: bool, on_s
         stopped = cfg.max_steps is not None and global_step >= cfg.max_steps
 
     complete = epoch >= cfg.epochs
+    bad = splits.bad_samples()
+    if bad:
+        notes.append(f"skipped {len(bad)} unreadable image file(s) (on_bad_sample=skip; listed in "
+                     f"{out / BAD_SAMPLES}), e.g. {next(iter(bad))}")
     published = Path(best["published"]) if best.get("published") else None
     # every rank takes the same branch (snapshot gathers RNG states from all of them)
     want = broadcast_object(complete and publish and published is None and (out / BEST).exists(), dist)

@@ -27,11 +27,14 @@ __all__ = ["check_int", "check_float", "check_choice", "check_choices", "did_you
 
 
 def _fmt_bound(lo, hi, lo_open: bool, hi_open: bool) -> str:
+    def num(x):
+        return str(x) if isinstance(x, int) else f"{x:g}"
+
     if lo is not None and hi is not None:
-        return f"in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+        return f"in {'(' if lo_open else '['}{num(lo)}, {num(hi)}{')' if hi_open else ']'}"
     if lo is not None:
-        return f"{'>' if lo_open else '>='} {lo:g}"
-    return f"{'<' if hi_open else '<='} {hi:g}"
+        return f"{'>' if lo_open else '>='} {num(lo)}"
+    return f"{'<' if hi_open else '<='} {num(hi)}"
 
 
 def check_int(value, name: str | None, *, min: int | None = None, max: int | None = None,

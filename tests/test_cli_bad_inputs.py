@@ -1,0 +1,256 @@
+"""Every command against a table of realistic mistakes: exit status 2, exactly one line on stderr
+that names what was wrong (no traceback), and nothing written to --out.
+
+Each case runs in-process through ``neurolp.cli.main``; conftest sets ``NEUROLP_DEBUG=1``, so a
+mistake that reaches an unexpected exception fails here with its traceback instead of passing as
+"one line". A few cases also run as real processes to check what a user's terminal shows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from allen_fixtures import make_allen_cache
+from neurolp.cli import main
+from neurolp.rf.rossi import load_rossi
+
+
+def _unwritable(root: Path) -> Path | None:
+    """A folder this process cannot create files in: chmod 555 for normal users; as root (who
+    ignores permissions) a location on a read-only or permission-checked file system."""
+    if os.geteuid() != 0:
+        d = root / "readonly"
+        d.mkdir()
+        d.chmod(0o555)
+        return d
+    import tempfile
+
+    for cand in ("/sys", "/proc/sys"):
+        try:
+            fd, tmp = tempfile.mkstemp(dir=cand)
+        except OSError:
+            return Path(cand)
+        os.close(fd)
+        os.unlink(tmp)
+    return None
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bad_inputs")
+    make_allen_cache(root / "allen")
+    (root / "a_file.txt").write_text("not a folder\n")
+    (root / "a_folder").mkdir()
+    images = root / "images"
+    images.mkdir()
+    for i in range(2):
+        Image.fromarray(np.full((40, 40, 3), 60 * i, np.uint8)).save(images / f"im{i}.png")
+    t = load_rossi().astype({"dx_um": object})
+    t.loc[4, "dx_um"] = "about 12"
+    t.to_csv(root / "rossi_bad.csv", index=False)
+    run0 = root / "run_zero_state"  # a run folder whose state.pt is empty (a crash mid-write)
+    run0.mkdir()
+    (run0 / "config.json").write_text(json.dumps({"model": "base-smallcnn", "dataset": "digits"}))
+    (run0 / "state.pt").write_bytes(b"")
+    (root / "bad.json").write_text("{not json")
+    out = root / "out"  # an existing output folder that every failed command must leave alone
+    out.mkdir()
+    (out / "keep.csv").write_text("earlier,result\n1,2\n")
+    return {"root": root, "out": out, "cache": root / "allen", "file": root / "a_file.txt",
+            "dir": root / "a_folder", "images": images, "rossi_bad": root / "rossi_bad.csv",
+            "run0": run0, "bad_json": root / "bad.json", "ro": _unwritable(root)}
+
+
+def _snapshot(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+            for p in sorted(folder.rglob("*"))}
+
+
+FIT = ["fit-mpnd", "--quiet", "--no-figure"]
+TRAIN = ["train", "--no-progress", "--device", "cpu", "--no-publish"]
+RSA = ["rsa", "--model", "base-smallcnn", "--allen-cache", "{cache}", "--no-progress"]
+
+# (id, argv, regex the one stderr line must match); {placeholders} come from the world fixture,
+# {out} is the existing output folder, {new} an output folder that must not appear.
+CASES = [
+    # fit-mpnd
+    ("fit-out-empty", FIT + ["--out", ""], r"--out: is empty"),
+    ("fit-out-is-file", FIT + ["--out", "{file}"], r"--out: .*a_file.txt exists and is a file"),
+    ("fit-out-under-file", FIT + ["--out", "{file}/sub"], r"a_file.txt is a file, so nothing can be created"),
+    ("fit-out-unwritable", FIT + ["--out", "{ro}/x"], r"--out: .*cannot write in"),
+    ("fit-p-max-inf", FIT + ["--out", "{out}", "--p-max", "inf"], r"--p-max: must be a finite number"),
+    ("fit-p-max-2", FIT + ["--out", "{out}", "--p-max", "2"], r"--p-max: must be in \(2, 1024\]"),
+    ("fit-csv-non-numeric", FIT + ["--out", "{out}", "--conditions", "v1", "--rossi-dir", "{rossi_bad}"],
+     r"column dx_um has 1 missing or non-numeric value.*lines \[6\], e.g. 'about 12'"),
+    ("fit-images-and-allen", FIT + ["--out", "{out}", "--images", "{images}", "--allen-cache", "{cache}"],
+     r"--images and --allen-cache exclude each other"),
+    ("fit-images-unused", FIT + ["--out", "{out}", "--conditions", "v1", "--images", "{images}"],
+     r"--images is only used by the \*-image conditions"),
+    ("fit-unknown-model", FIT + ["--out", "{out}", "--conditions", "untrained-noise", "--model", "resnet19"],
+     r"unknown model 'resnet19' \(did you mean 'resnet18'\?\)"),
+    ("fit-n-inputs-0", FIT + ["--out", "{out}", "--n-inputs", "0"], r"--n-inputs: must be an integer in \[2, 1000\]"),
+    ("fit-seed-negative", FIT + ["--out", "{out}", "--seed", "-1"], r"--seed: must be an integer >= 0"),
+    ("fit-unknown-condition", FIT + ["--out", "{out}", "--conditions", "v2"], r"unknown condition 'v2'"),
+    ("fit-weights-missing", FIT + ["--out", "{out}", "--weights", "{root}/none.pth"], r"--weights: .*none.pth does not exist"),
+    ("fit-rossi-dir-missing", FIT + ["--out", "{out}", "--rossi-dir", "{root}/nowhere"], r"nowhere does not exist"),
+    ("fit-unknown-flag", FIT + ["--out", "{out}", "--p-min", "1"],
+     r"unrecognized arguments: --p-min 1 \(see `neurolp fit-mpnd --help`\)"),
+    # train
+    ("train-opt", TRAIN + ["--out", "{new}", "--opt", "foo"], r"--opt 'foo' is not a timm optimizer"),
+    ("train-opt-typo", TRAIN + ["--out", "{new}", "--opt", "adamww"], r"\(did you mean 'adamw'\?\)"),
+    ("train-auto-augment", TRAIN + ["--out", "{new}", "--auto-augment", "x"], r"--auto-augment 'x' is not a timm"),
+    ("train-val-fraction", TRAIN + ["--out", "{new}", "--val-fraction", "0.999"],
+     r"--val-fraction 0.999 of 1437 training images leaves"),
+    ("train-val-fraction-1", TRAIN + ["--out", "{new}", "--val-fraction", "1"], r"--val-fraction: must be in \[0, 1\)"),
+    ("train-config-missing", TRAIN + ["--out", "{new}", "--config", "{root}/missing.json"], r"--config: .*missing.json does not exist"),
+    ("train-config-bad-json", TRAIN + ["--out", "{new}", "--config", "{bad_json}"], r"bad.json is not valid JSON"),
+    ("train-model-kwargs", TRAIN + ["--out", "{new}", "--model-kwargs", '{"width": -1}'],
+     r"cannot build lp2-smallcnn with --model-kwargs \{\"width\": -1\}"),
+    ("train-model-kwargs-unknown", TRAIN + ["--out", "{new}", "--model-kwargs", '{"depth": 3}'],
+     r"invalid options for smallcnn"),
+    ("train-model-kwargs-json", TRAIN + ["--out", "{new}", "--model-kwargs", "{width: 4}"],
+     r"--model-kwargs: is not valid JSON"),
+    ("train-resume-typo", TRAIN + ["--resume", "--out", "{root}/TYPO"], r"--resume: .*TYPO does not exist"),
+    ("train-resume-no-run", TRAIN + ["--resume", "--out", "{dir}"], r"--resume: .*a_folder holds no training run"),
+    ("train-resume-empty-state", TRAIN + ["--resume", "--out", "{run0}"],
+     r"training state .*state.pt is (empty|corrupted or truncated)"),
+    ("train-store-is-file", ["train", "--no-progress", "--device", "cpu", "--out", "{new}", "--store", "{file}"],
+     r"--store: .*exists and is a file"),
+    ("train-batch-0", TRAIN + ["--out", "{new}", "--batch-size", "0"], r"--batch-size: must be an integer in \[1, "),
+    ("train-epochs-0", TRAIN + ["--out", "{new}", "--epochs", "0"], r"--epochs: must be an integer in \[1, "),
+    ("train-lr-nan", TRAIN + ["--out", "{new}", "--lr", "nan"], r"--lr: must be a finite number"),
+    ("train-dataset", TRAIN + ["--out", "{new}", "--dataset", "mnist"], r"unknown dataset 'mnist'"),
+    ("train-model", TRAIN + ["--out", "{new}", "--model", "lp2-resnet19"], r"unknown architecture 'resnet19'"),
+    ("train-cuda", ["train", "--no-progress", "--no-publish", "--out", "{new}", "--device", "cuda"],
+     r"CUDA is not available"),
+    ("train-out-is-file", TRAIN + ["--out", "{file}"], r"--out: .*exists and is a file"),
+    ("train-on-bad-sample", TRAIN + ["--out", "{new}", "--on-bad-sample", "maybe"],
+     r"--on-bad-sample: unknown on bad sample 'maybe'"),
+    ("train-image-too-small", TRAIN + ["--out", "{new}", "--model", "base-alexnet", "--image-size", "8"],
+     r"--image-size 8 is too small for base-alexnet"),
+    ("train-too-few-images", TRAIN + ["--out", "{new}", "--max-train-samples", "5"],
+     r"leaves 0 for validation .*raise --val-fraction"),
+    ("train-convert-kwargs", TRAIN + ["--out", "{new}", "--convert-kwargs", '{"p_min": 0}'], r"p_min must be > 0"),
+    ("train-device-name", ["train", "--no-publish", "--out", "{new}", "--device", "gpu"], r"unknown device 'gpu'"),
+    ("train-unknown-flag", TRAIN + ["--out", "{new}", "--lr-min", "0"], r"\(see `neurolp train --help`\)"),
+    # eval
+    ("eval-batch-0", ["eval", "--checkpoint", "x", "--batch-size", "0"], r"--batch-size: must be an integer in \[1, "),
+    ("eval-workers", ["eval", "--checkpoint", "x", "--num-workers", "-1"], r"--num-workers: must be an integer in \[0, "),
+    ("eval-severity", ["eval", "--checkpoint", "x", "--severities", "6"], r"--severities: must be an integer in \[1, 5\]"),
+    ("eval-out-file", ["eval", "--checkpoint", "x", "--out", "{file}"], r"--out: .*exists and is a file"),
+    ("eval-missing-checkpoint", ["eval", "--checkpoint", "{root}/none.safetensors"], r"checkpoint .*none.safetensors does not exist"),
+    ("eval-corruptions-without-c", ["eval", "--checkpoint", "x", "--corruptions", "fog"],
+     r"--corruptions only applies to --dataset cifar100c"),
+    ("eval-corruption-typo", ["eval", "--checkpoint", "x", "--dataset", "cifar100c", "--corruptions", "fgo"],
+     r"unknown corruption 'fgo' \(did you mean 'fog'\?\)"),
+    # rsa
+    ("rsa-batch-0", RSA + ["--untrained", "--image-size", "32", "--batch-size", "0"], r"--batch-size: must be an integer in \[1, "),
+    ("rsa-image-size-huge", RSA + ["--untrained", "--image-size", "100000"], r"--image-size: must be an integer in \[8, 1024\]"),
+    ("rsa-image-size-0", RSA + ["--untrained", "--image-size", "0"], r"--image-size: must be an integer in \[8, 1024\]"),
+    ("rsa-splits-0", RSA + ["--untrained", "--image-size", "32", "--preset", "lpconv", "--splits", "0"],
+     r"--splits: must be an integer in \[1, "),
+    ("rsa-untrained-no-size", RSA + ["--untrained"], r"--untrained needs --image-size"),
+    ("rsa-out-file", RSA + ["--untrained", "--image-size", "32", "--out", "{file}"], r"--out: .*exists and is a file"),
+    ("rsa-cre-typo", RSA + ["--untrained", "--image-size", "32", "--cre-lines", "Cux2"],
+     r"unknown Cre line 'Cux2' \(did you mean 'Cux2-CreERT2'\?\)"),
+    ("rsa-area-typo", RSA + ["--untrained", "--image-size", "32", "--areas", "VISx"], r"unknown visual area 'VISx'"),
+    ("rsa-cache-missing", ["rsa", "--model", "base-smallcnn", "--untrained", "--image-size", "32",
+                           "--allen-cache", "{root}/nocache"], r"--allen-cache: .*nocache does not exist"),
+    ("rsa-save-rsms-no-out", RSA + ["--untrained", "--image-size", "32", "--save-rsms"], r"--save-rsms needs --out"),
+    ("rsa-window-0", RSA + ["--untrained", "--image-size", "32", "--window", "0", "0"], r"--window FRAMES must be >= 1"),
+    ("rsa-checkpoint-count", RSA + ["--checkpoint", "{file}", "{file}"], r"2 --checkpoint for 1 --model"),
+    ("rsa-unknown-model", ["rsa", "--model", "lp2-alexnett", "--allen-cache", "{cache}"], r"unknown architecture 'alexnett'"),
+    ("rsa-one-mouse-no-ceiling", RSA + ["--untrained", "--image-size", "32", "--bootstrap", "0",
+                                        "--areas", "VISal", "--cre-lines", "Cux2-CreERT2", "--out", "{out}"],
+     r"every layer × area score is undefined.*VISal: one mouse only"),
+    # allen
+    ("allen-info-cre-typo", ["allen", "info", "--cache", "{cache}", "--cre-lines", "Cux2"], r"did you mean 'Cux2-CreERT2'"),
+    ("allen-info-csv-dir", ["allen", "info", "--cache", "{cache}", "--csv", "{dir}"], r"--csv: .*a_folder is a folder"),
+    ("allen-info-no-match", ["allen", "info", "--cache", "{cache}", "--depths", "17"],
+     r"no natural-scene experiment .*matches the selection.*depth 17 \(the cache has: 175, 275"),
+    ("allen-verify-missing", ["allen", "verify", "--cache", "{root}/nocache"], r"--cache: .*nocache does not exist"),
+    ("allen-fetch-cache-file", ["allen", "fetch", "--cache", "{file}"], r"--cache: .*exists and is a file"),
+    ("allen-no-subcommand", ["allen"], r"choose a subcommand"),
+    ("allen-unknown-flag", ["allen", "info", "--cache", "{cache}", "--verbose"], r"\(see `neurolp allen info --help`\)"),
+    # models, checkpoints
+    ("models-csv-dir", ["models", "--csv", "{dir}"], r"--csv: .*a_folder is a folder"),
+    ("models-unknown", ["models", "lp2-resnet19"], r"unknown architecture 'resnet19'"),
+    ("models-image-too-small", ["models", "--image-size", "8", "lp2-alexnet"], r"--image-size 8 is too small for lp2-alexnet"),
+    ("models-classes-0", ["models", "--num-classes", "0"], r"--num-classes: must be an integer in \[1, "),
+    ("checkpoints-csv-dir", ["checkpoints", "--csv", "{dir}"], r"--csv: .*a_folder is a folder"),
+    ("checkpoints-model", ["checkpoints", "--model", "lp2-resnet19"], r"unknown architecture 'resnet19'"),
+    ("checkpoints-dataset", ["checkpoints", "--dataset", "cifar10"], r"unknown dataset 'cifar10' \(did you mean 'cifar100'\?\)"),
+]
+
+
+@pytest.mark.parametrize("argv, pattern", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(world, tmp_path, capsys, argv, pattern):
+    if any("{ro}" in a for a in argv) and world["ro"] is None:
+        pytest.skip("no unwritable location on this machine")
+    new = tmp_path / "new-out"
+    values = {k: str(v) for k, v in world.items()} | {"new": str(new)}
+    argv = [a.format(**values) if "{" in a and "}" in a and not a.startswith("{\"") and ": " not in a
+            else a for a in argv]
+    before = _snapshot(world["out"]), _snapshot(world["root"] / "run_zero_state")
+    rc = main(argv)
+    captured = capsys.readouterr()
+    err = captured.err
+    assert rc == 2, (rc, err, captured.out[-2000:])
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("neurolp: error: "), err
+    assert re.search(pattern, lines[0]), lines[0]
+    assert (_snapshot(world["out"]), _snapshot(world["root"] / "run_zero_state")) == before
+    assert not new.exists()
+    assert not any(p.name.startswith((".out.staging", ".new-out")) for p in world["root"].iterdir())
+
+
+def test_a_real_process_prints_one_line(world):
+    """What a terminal shows: one line, status 2, for a parse error and for a check error."""
+    env = {**os.environ, "NEUROLP_DEBUG": ""}
+    for argv, pattern in ((["train", "--opt", "foo", "--no-publish", "--out", str(world["root"] / "p1")],
+                           "--opt 'foo' is not a timm optimizer"),
+                          (["rsa", "--model", "lp2-smallcnn", "--allen-cache", str(world["cache"]),
+                            "--bogus"], r"see `neurolp rsa --help`")):
+        r = subprocess.run([sys.executable, "-m", "neurolp", *argv], capture_output=True, text=True,
+                           env=env, timeout=120)
+        assert r.returncode == 2 and len(r.stderr.splitlines()) == 1, r.stderr
+        assert re.search(pattern, r.stderr) and "Traceback" not in r.stderr
+
+
+def test_an_internal_error_is_one_line_exit_1_unless_debugging(monkeypatch, capsys):
+    """A bug (not bad input) still shows one line, asks for a report, and exits 1."""
+    import neurolp.cli.models as models_cli
+
+    def boom(args):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(models_cli, "run", boom)
+    monkeypatch.setenv("NEUROLP_DEBUG", "")
+    assert main(["models", "smallcnn"]) == 1
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "internal error (ZeroDivisionError" in err
+    assert "NEUROLP_DEBUG=1" in err
+    monkeypatch.setenv("NEUROLP_DEBUG", "1")
+    with pytest.raises(ZeroDivisionError):
+        main(["models", "smallcnn"])
+
+
+def test_dataloader_worker_traceback_shrinks_to_its_last_line():
+    from neurolp.cli import one_line
+    from neurolp.errors import DataFormatError
+
+    wrapped = DataFormatError("Caught DataFormatError in DataLoader worker process 0.\nOriginal Traceback "
+                              "(most recent call last):\n  File \"x.py\", line 1, in f\n"
+                              "neurolp.errors.DataFormatError: cannot read image a.jpg (OSError: truncated)\n")
+    assert one_line(wrapped) == "cannot read image a.jpg (OSError: truncated)"
