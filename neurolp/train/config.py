@@ -57,6 +57,8 @@ class TrainConfig:
     preset: str = _f("quick", "the preset the defaults came from (paper or quick)", choices=("paper", "quick"))
     # schedule and optimiser
     epochs: int = _f(5, "training epochs", min=1, max=100_000)
+    patience: int | None = _f(None, "early stopping: stop after this many epochs without a better "
+                                    "validation accuracy (default: train all epochs)", min=1)
     batch_size: int = _f(64, "global batch size (split across DDP processes)", min=1, max=1 << 20)
     lr: float = _f(2e-3, "peak learning rate", min=0, min_open=True)
     min_lr: float = _f(1e-5, "final learning rate of the cosine schedule", min=0)
