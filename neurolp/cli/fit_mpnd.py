@@ -216,7 +216,7 @@ def provenance(config: dict) -> str:
             f"{config['n_inputs']} inputs, images: {images}")
 
 
-def _summary_text(res, out, elapsed, files) -> str:
+def _summary_text(res, out, elapsed, files=()) -> str:
     cfg = res.config
     fit = (f"paper fit: Adam lr {cfg['lr']:g}, {cfg['steps']} steps" if cfg.get("fit") == "paper"
            else "converged fit")
@@ -250,9 +250,9 @@ def _summary_text(res, out, elapsed, files) -> str:
         lines.append("  note: p = 1 is the lower bound (a Laplace-like, sharply peaked RF): its best MPND "
                      "may have p < 1, which Lp-masks do not allow")
     if (sm["few_inputs"] > 0).any():
-        lines.append(f"  note: 'few inputs' = RFs with fewer than {cfg['min_inputs']} functional inputs "
+        lines.append(f"  note: 'few inputs' = RFs with fewer than {cfg.get('min_inputs')} functional inputs "
                      "(their p is poorly determined; flagged few_inputs in mpnd_fits.csv)")
-    prim = res.stats[res.stats["primary"]]
+    prim = res.stats[res.stats["primary"].astype(bool)] if "primary" in res.stats else res.stats.iloc[:0]
     if len(prim):
         lines.append("")
         lines.append("  Mann-Whitney U on p, Holm-corrected (and Welch on log p: mpnd_stats.csv):")
