@@ -108,7 +108,7 @@ def plot_fig1(fits: pd.DataFrame, pmfs: pd.DataFrame, stats: pd.DataFrame | None
         g = fits[fits["condition"] == name]
         med = g["p"].median()
         capped = p_max is not None and med >= p_max * (1 - 1e-9)
-        ax_bot.text(0.04, 0.04, f"median p = {med:.3g}" + (" = p_max (box)" if capped else ""),
+        ax_bot.text(0.04, 0.04, f"median p ≥ {p_max:g} (box)" if capped else f"median p = {med:.3g}",
                     transform=ax_bot.transAxes, fontsize=7.5, color="white", va="bottom")
         if j == 0:
             ax_top.set_ylabel("mean RF (PMF)\nstandardised y", fontsize=8)
@@ -185,7 +185,9 @@ def _strip_panel(ax, fits, names, stats, p_max):
             i, j = sorted((names.index(r.group_a), names.index(r.group_b)))
             y0, y1 = level, level * 1.12
             ax.plot([i, i, j, j], [y0, y1, y1, y0], color="0.2", lw=0.8)
-            ax.text((i + j) / 2, y1 * 1.01, r.stars, ha="center", va="bottom", fontsize=8)
+            label = "not testable" if r.stars == "n/a" else r.stars   # a group at a p bound
+            ax.text((i + j) / 2, y1 * 1.01, label, ha="center", va="bottom",
+                    fontsize=8 if label != "not testable" else 6.5)
             level *= 1.45
         ymax = level
     ax.set_ylim(0.8, ymax)
