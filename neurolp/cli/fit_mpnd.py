@@ -67,10 +67,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fit", type=Choice(FITS, what="fit"), default="converged",
                    help="converged: optimise p to its optimum; paper: Adam on (log2 p, σ) for --steps steps "
                         "(the paper's early-stopped descent)")
-    p.add_argument("--lr", type=Float(0, 10, min_open=True), default=None,
-                   help=f"Adam learning rate of --fit paper (default {PAPER_LR:g})")
-    p.add_argument("--steps", type=Int(1, 1_000_000), default=None,
-                   help=f"Adam steps of --fit paper (default {PAPER_STEPS})")
+    p.add_argument("--lr", type=Float(0, 10, min_open=True), default=argparse.SUPPRESS,
+                   help=f"Adam learning rate of --fit paper (default: {PAPER_LR:g})")
+    p.add_argument("--steps", type=Int(1, 1_000_000), default=argparse.SUPPRESS,
+                   help=f"Adam steps of --fit paper (default: {PAPER_STEPS})")
     p.add_argument("--p-max", type=Float(2, 1024, min_open=True, hint="p_init is 2"), default=64.0,
                    help="upper bound on p (box-like RFs end here)")
     p.add_argument("--min-inputs", type=Int(2, 1_000_000), default=MIN_INPUTS,
@@ -106,12 +106,12 @@ def check(args) -> None:
     require(args.rossi_dir is None or any(c.startswith("v1") for c in kinds),
             "--rossi-dir is only used by the v1 conditions, and none is selected; add v1 or drop "
             "--rossi-dir")
-    for flag, value in (("--lr", args.lr), ("--steps", args.steps)):
+    for flag, value in (("--lr", getattr(args, "lr", None)), ("--steps", getattr(args, "steps", None))):
         require(value is None or args.fit == "paper",
                 f"{flag} {value} only applies to --fit paper (the converged fit runs to its optimum); add "
                 f"--fit paper or drop {flag}")
-    args.lr = PAPER_LR if args.lr is None else args.lr
-    args.steps = PAPER_STEPS if args.steps is None else args.steps
+    args.lr = getattr(args, "lr", PAPER_LR)
+    args.steps = getattr(args, "steps", PAPER_STEPS)
     artificial = any(not c.startswith("v1") for c in kinds)
     require(args.rf == "pooled" or artificial,
             "--rf per-filter only changes the artificial (*-noise, *-image) conditions, and none is selected; "
