@@ -9,6 +9,8 @@ RUN_DIR (default ``runs/fit-mpnd``) holds ``mpnd_fits.csv``, ``mpnd_pmfs.csv``, 
 ``mpnd_skipped.csv`` and ``run.json``. If it has no ``mpnd_fits.csv`` yet, the default command
 (embedded Rossi data + untrained AlexNet, noise and images; trained conditions skipped unless the
 weights are in the torch hub cache) is run into it first. Only reads CSVs otherwise: no refitting.
+When the run has them (``--fit paper``, ``--sensitivity``), the p-trajectory and p-vs-bin-width
+figures are drawn next to ``--out`` as ``mpnd_trajectory.png`` and ``mpnd_sensitivity.png``.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ def main(argv=None) -> int:
 
     from neurolp.cli import main as cli
     from neurolp.cli.fit_mpnd import provenance
-    from neurolp.rf.plots import plot_fig1
+    from neurolp.rf.plots import plot_fig1, plot_sensitivity, plot_trajectory
     from neurolp.utils.io import save_figure
 
     run = Path(args.run_dir)
@@ -43,8 +45,10 @@ def main(argv=None) -> int:
     fits = pd.read_csv(run / "mpnd_fits.csv")
     pmfs = pd.read_csv(run / "mpnd_pmfs.csv")
     # "n/a" (an untestable pair) is a significance label here, not a missing value
-    stats = pd.read_csv(run / "mpnd_stats.csv", keep_default_na=False, na_values={"p": [""], "p_holm": [""],
-                                                                                 "t": [""], "df": [""]})
+    stats = pd.read_csv(run / "mpnd_stats.csv", keep_default_na=False,
+                        na_values={c: [""] for c in ("p", "p_holm", "t", "df", "statistic", "effect")})
+    if "primary" in stats:  # one test per pair in the figure: the primary (rank) test
+        stats = stats[stats["primary"].astype(str) == "True"]
     skipped_file = run / "mpnd_skipped.csv"
     skipped = pd.read_csv(skipped_file) if skipped_file.is_file() and skipped_file.stat().st_size else None
     config = json.loads((run / "run.json").read_text())["config"]
@@ -52,6 +56,14 @@ def main(argv=None) -> int:
     fig = plot_fig1(fits, pmfs, stats, skipped, order=config["conditions"], p_max=config["p_max"], footer=footer)
     out = save_figure(fig, args.out, dpi=160)
     print(f"wrote {out}")
+    if (run / "mpnd_trajectory.csv").is_file():
+        traj = pd.read_csv(run / "mpnd_trajectory.csv")
+        fig = plot_trajectory(traj, fits, order=config["conditions"], p_max=config["p_max"], footer=footer)
+        print(f"wrote {save_figure(fig, Path(args.out).with_name('mpnd_trajectory.png'), dpi=160)}")
+    if (run / "mpnd_sensitivity.csv").is_file():
+        sens = pd.read_csv(run / "mpnd_sensitivity.csv")
+        fig = plot_sensitivity(sens, order=config["conditions"], footer=footer)
+        print(f"wrote {save_figure(fig, Path(args.out).with_name('mpnd_sensitivity.png'), dpi=160)}")
     return 0
 
 

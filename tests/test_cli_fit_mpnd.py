@@ -13,8 +13,8 @@ from PIL import Image
 from neurolp.cli import main
 from test_rf_rossi import write_rossi
 
-OUTPUTS = ("mpnd_fits.csv", "mpnd_stats.csv", "mpnd_stats_matrix.csv", "mpnd_pmfs.csv", "mpnd_skipped.csv",
-           "run.json")
+OUTPUTS = ("mpnd_fits.csv", "mpnd_summary.csv", "mpnd_stats.csv", "mpnd_stats_matrix.csv",
+           "mpnd_stats_matrix_welch_log.csv", "mpnd_pmfs.csv", "mpnd_skipped.csv", "run.json")
 
 
 @pytest.fixture(autouse=True)
@@ -69,10 +69,18 @@ def test_small_run_writes_everything(tmp_path, image_dir, capsys):
     assert (art["p"] == 64).all() and art["p_at_bound"].all()         # random-init conv1: a box
     assert (art["n_points"] == 121).all() and (art["bins"] == "lattice").all()
     assert fits["converged"].all()
-    stats = pd.read_csv(out / "mpnd_stats.csv")
-    assert len(stats) == 3 and set(stats.columns) >= {"group_a", "group_b", "p_holm", "stars"}
+    stats = pd.read_csv(out / "mpnd_stats.csv", keep_default_na=False, na_values={"p": [""], "p_holm": [""]})
+    assert len(stats) == 6 and set(stats.columns) >= {"group_a", "group_b", "test", "testable", "p_holm",
+                                                      "stars", "note", "why"}
+    # every pair involves a group pinned at p_max: not testable, and the note says so
+    assert not stats["testable"].any() and (stats["stars"] == "n/a").all() and stats["p"].isna().all()
+    assert stats["note"].str.contains("at the upper bound 64").all()
     mat = pd.read_csv(out / "mpnd_stats_matrix.csv", index_col=0)
     assert list(mat.columns) == ["Mouse V1 L2/3", "Untrained + Noise", "Untrained + Image"]
+    assert mat.index.name.startswith("Mann-Whitney")
+    summary = pd.read_csv(out / "mpnd_summary.csv").set_index("condition")
+    assert summary.loc["untrained-noise", "display"] == "≥ 64"
+    assert summary.loc["v1", "ci_lo"] <= summary.loc["v1", "median_p"] <= summary.loc["v1", "ci_hi"]
     pmfs = pd.read_csv(out / "mpnd_pmfs.csv")
     assert set(pmfs.condition) == {"v1", "untrained-noise", "untrained-image"}
     assert pmfs.groupby("condition")["empirical"].sum().between(0.95, 1.0 + 1e-9).all()
@@ -113,8 +121,10 @@ def test_trained_weights_from_hub_cache(tmp_path, empty_torch_home):
     assert len(trained) == 3 and trained.between(1.5, 6.0).all()   # centre-weighted filters: low p
     assert (fits.loc[fits.condition == "untrained-noise", "p"] == 64).all()
     assert pd.read_csv(out / "mpnd_skipped.csv").empty
-    stats = pd.read_csv(out / "mpnd_stats.csv")
-    assert stats["stars"].iloc[0] == "***"
+    stats = pd.read_csv(out / "mpnd_stats.csv", keep_default_na=False, na_values={"p": [""]})
+    # trained vs untrained: untrained sits at p_max, so the comparison is not testable — but ordered
+    assert not stats["testable"].any() and (stats["stars"] == "n/a").all()
+    assert stats["note"].str.contains("every trained-noise < every untrained-noise").all()
 
 
 def test_explicit_weights_file_and_mle(tmp_path):
@@ -160,3 +170,86 @@ def test_malformed_mat_is_named(tmp_path, capsys):
     assert rc == 2
     assert "spatialIN_01.mat is not a readable MATLAB 5 MAT-file" in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]   # nothing half-written, nothing lost
+
+
+def _fits(out):
+    return pd.read_csv(out / "mpnd_fits.csv")
+
+
+def test_paper_fit_trajectory_and_trained_between_v1_and_untrained(tmp_path):
+    """Synthetic trained-like filters (Gaussian-enveloped Gabors) lie between V1 and the untrained
+    box under both fits; the paper fit writes its p-trajectory and figure."""
+    wfile = tmp_path / "conv1.pth"
+    torch.save({"features.0.weight": _gabor_bank(2)}, wfile)
+    common = ["--conditions", "v1", "trained-noise", "untrained-noise", "--weights", str(wfile),
+              "--n-inputs", "3", "--quiet"]
+    out_c, out_p = tmp_path / "conv", tmp_path / "paper"
+    assert main(["fit-mpnd", "--out", str(out_c), "--no-figure", *common]) == 0
+    assert main(["fit-mpnd", "--out", str(out_p), "--fit", "paper", "--lr", "0.02", "--steps", "300",
+                 *common]) == 0
+    for out in (out_c, out_p):
+        med = _fits(out).groupby("condition")["p"].median()
+        assert med["v1"] < med["trained-noise"] < med["untrained-noise"], med
+    fits = _fits(out_p)
+    assert (fits["fit"] == "paper").all() and (fits["iterations"] == 300).all()
+    un = fits[fits.condition == "untrained-noise"]
+    assert (un["p"] < 16).all() and not un["converged"].any() and (un["p_optimum"] == 64).all()
+    stats = pd.read_csv(out_p / "mpnd_stats.csv")
+    mw = stats[(stats.test == "mann-whitney")].set_index(["group_a", "group_b"])
+    assert mw.loc[("v1", "untrained-noise"), "testable"]      # nothing at a bound any more
+    traj = pd.read_csv(out_p / "mpnd_trajectory.csv")
+    assert list(traj.columns) == ["condition", "rf", "step", "p", "sigma", "loss"]
+    assert len(traj) == len(fits) * 31 and traj["step"].max() == 300   # steps 0, 10, …, 300
+    last = traj[traj.step == 300].merge(fits, on=["condition", "rf"], suffixes=("", "_fit"))
+    np.testing.assert_allclose(last["p"], last["p_fit"])
+    assert (out_p / "mpnd_trajectory.png").stat().st_size > 20_000
+    run = json.loads((out_p / "run.json").read_text())
+    assert run["config"]["fit"] == "paper" and run["config"]["lr"] == 0.02 and run["config"]["steps"] == 300
+
+
+def test_sensitivity_table_shows_lattice_aliasing(tmp_path, capsys):
+    wfile = tmp_path / "conv1.pth"
+    torch.save({"features.0.weight": _gabor_bank(3)}, wfile)
+    out = tmp_path / "out"
+    rc = main(["fit-mpnd", "--out", str(out), "--conditions", "v1", "trained-noise", "--weights", str(wfile),
+               "--n-inputs", "3", "--sensitivity", "--steps", "40", "--fit", "paper", "--n-boot", "200",
+               "--quiet"])
+    assert rc == 0
+    sens = pd.read_csv(out / "mpnd_sensitivity.csv")
+    assert set(sens["family"]) == {"reference", "bin_width", "grid_size", "objective", "fit"}
+    assert sorted(sens.loc[sens.family == "bin_width", "bin_width"].unique()) == pytest.approx(
+        [0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6])
+    free = sens[sens["binning_free"]].set_index("condition")
+    assert free.loc["v1", "objective"] == "mle" and free.loc["trained-noise", "binning"] == "tap cells"
+    # the paper-fit row on the 0.3 grid exists for the kernel RFs only
+    on_grid = sens[(sens.family == "fit") & sens.variant.str.endswith("grid w=0.3")]
+    assert on_grid["condition"].tolist() == ["trained-noise"] and (on_grid["fit"] == "paper").all()
+    v1 = sens[(sens.condition == "v1") & (sens.family == "bin_width")]["median_p"]
+    tr = sens[(sens.condition == "trained-noise") & (sens.family == "bin_width")]["median_p"]
+    assert v1.max() / v1.min() < 1.4                          # a point cloud hardly cares about w
+    assert tr.max() / tr.min() > 1.4                          # a kernel lattice aliases on a grid
+    assert (sens.loc[sens.condition == "v1", "n_few_inputs"] == 3).all()   # neurons 01, 07, 08
+    summ = pd.read_csv(out / "mpnd_sensitivity_summary.csv").set_index("condition")
+    assert summ.loc["v1", "binning_free_estimate"] == "MLE"
+    assert summ.loc["trained-noise", "binning_free_estimate"] == "tap-cell fit"
+    assert (out / "mpnd_sensitivity.png").stat().st_size > 20_000
+    text = capsys.readouterr().out
+    assert "binning-independent estimate = MLE" in text and "own tap cells" in text
+
+
+def test_untrained_networks_and_per_filter_rfs(tmp_path):
+    out = tmp_path / "nets"
+    assert main(["fit-mpnd", "--out", str(out), "--conditions", "untrained-noise", "--n-inputs", "4",
+                 "--untrained-networks", "2", "--no-figure", "--quiet"]) == 0
+    fits = _fits(out)
+    assert fits["network_seed"].tolist() == [0, 1, 0, 1]       # input i from network i mod 2
+    assert fits["rf"].tolist() == ["input00", "input01", "input02", "input03"]
+    wfile = tmp_path / "conv1.pth"
+    torch.save({"features.0.weight": _gabor_bank(4)}, wfile)
+    out = tmp_path / "pf"
+    assert main(["fit-mpnd", "--out", str(out), "--conditions", "trained-noise", "--weights", str(wfile),
+                 "--n-inputs", "2", "--rf", "per-filter", "--no-figure", "--quiet"]) == 0
+    fits = _fits(out)
+    assert len(fits) == 64 and fits["rf"].iloc[0] == "filter00" and (fits["bins"] == "lattice").all()
+    assert fits["activity_threshold"].nunique() > 32           # each filter its own θ
+    assert json.loads((out / "run.json").read_text())["config"]["rf"] == "per-filter"

@@ -204,3 +204,91 @@ def test_full_C_pmf_fit_with_joint_standardisation():
     assert row.p == pytest.approx(3.0, rel=0.05)
     assert row.theta == pytest.approx(30.0, abs=2.0)
     assert row.gamma == pytest.approx(2.0, rel=0.05)
+
+
+# --------------------------------------------------------------------------------------------------
+# The paper's fit: Adam on (log2 p, σ), early-stopped
+# --------------------------------------------------------------------------------------------------
+
+def test_paper_fit_converges_toward_the_known_p_as_steps_grow():
+    # samples with known p; Adam from p = 2 walks towards it, and the walk is recorded
+    S = {"p3": sample_mpnd(20000, 3.0, sigma=1.3, seed=30), "p1.5": sample_mpnd(20000, 1.5, sigma=1.3, seed=15)}
+    fits, traj = fit_mpnd(S, fit="paper", lr=0.05, steps=600, record_every=20, return_trajectory=True)
+    assert list(fits["fit"]) == ["paper", "paper"] and (fits["iterations"] == 600).all()
+    for rf, p_true in (("p3", 3.0), ("p1.5", 1.5)):
+        t = traj[traj["rf"] == rf].set_index("step")["p"]
+        assert t.loc[0] == pytest.approx(2.0)
+        # the farthest the path strays from p after step s shrinks as s grows (σ settles first, so
+        # p may dip before it climbs), down to the sampling error of the estimate
+        err = np.abs(np.log2(t.to_numpy() / p_true))
+        tail = {s: err[t.index >= s].max() for s in (0, 100, 300, 500)}
+        assert tail[0] >= tail[100] >= tail[300] >= tail[500], (rf, tail)
+        assert tail[500] < 0.1
+        if p_true == 3.0:
+            assert tail[100] > 2 * tail[300] > 4 * tail[500]
+        row = fits.set_index("rf").loc[rf]
+        assert row.p == pytest.approx(t.loc[600])
+        assert abs(row.p / p_true - 1) < 0.08                # sampling error of the PMF fit (see top)
+        assert row.converged and row.p_optimum == pytest.approx(row.p, rel=0.014)
+    # and the converged fit agrees with where the descent ends
+    conv = fit_mpnd(S)
+    np.testing.assert_allclose(fits["p_optimum"], conv["p"], rtol=1e-3)
+
+
+def test_paper_fit_flags_an_early_stop_on_a_box():
+    # a flat 11×11 RF: the optimum is p → ∞ (p_max); 400 Adam steps stop far below and say so
+    dh, dw = np.meshgrid(np.arange(11) - 5.0, np.arange(11) - 5.0, indexing="ij")
+    rf = ReceptiveField(np.stack([dw.ravel(), -dh.ravel()], 1), np.ones(121), edges=lattice_edges(11))
+    row = fit_mpnd([rf], fit="paper", lr=0.01, steps=400).iloc[0]
+    assert 2.5 < row.p < 10.0
+    assert not row.converged and not row.p_at_bound
+    assert row.p_optimum == pytest.approx(64.0)
+
+
+def test_paper_fit_keeps_p_at_least_one():
+    # a sharply peaked RF (p = 0.6 < 1): the descent stops on the bound p = 1, never below
+    S = [sample_mpnd(20000, 0.6, sigma=1.0, seed=6)]
+    fits, traj = fit_mpnd(S, fit="paper", lr=0.05, steps=150, record_every=5, return_trajectory=True)
+    assert (traj["p"] >= 1.0).all()
+    row = fits.iloc[0]
+    assert row.p == pytest.approx(1.0) and row.p_at_min and row.p_at_bound
+
+
+def test_adam_is_torch_adam_with_projection():
+    import torch
+
+    from neurolp.mpnd.fit import _adam, _PaperModel
+
+    model = _PaperModel("isotropic", 1.0, 64.0)
+    target = torch.tensor([[2.5, 0.9], [0.4, 2.0]], dtype=torch.float64)
+    scale = torch.tensor([[1.0, 30.0], [0.2, 1e-3]], dtype=torch.float64)
+
+    def f(th):
+        return (scale * (th - target) ** 2).sum(1)
+
+    th0 = model.init(2, 2.0, 0.5)
+    th, val, _, rec = _adam(f, th0, model, 0.03, 80, 10, False)
+    ref = th0.clone().requires_grad_(True)
+    opt = torch.optim.Adam([ref], lr=0.03)
+    for _ in range(80):
+        opt.zero_grad()
+        f(ref).sum().backward()
+        opt.step()
+        with torch.no_grad():
+            ref.copy_(model.project(ref))
+    np.testing.assert_allclose(th.numpy(), ref.detach().numpy(), rtol=1e-10, atol=1e-12)
+    assert rec["step"][:2] == [0, 0] and rec["step"][-1] == 80
+
+
+def test_diagonal_and_full_C_use_one_common_scale():
+    # an elongated RF (σ_x = 2 σ_y): with one common scale the fitted shape keeps its aspect ratio
+    pts = sample_mpnd(20000, 2.0, sigma=[2.0, 1.0], seed=9)
+    diag = fit_mpnd([pts], C="diagonal").iloc[0]
+    assert diag.scale_x == diag.scale_y
+    assert diag.sigma_x / diag.sigma_y == pytest.approx(2.0, rel=0.05)
+    iso = fit_mpnd([pts]).iloc[0]                          # the paper's isotropic fit: per-axis scales
+    assert iso.scale_x / iso.scale_y == pytest.approx(2.0, rel=0.03)
+    with pytest.raises(InputError, match="unknown fit"):
+        fit_mpnd([pts], fit="adam")
+    with pytest.raises(InputError, match="lr > 0"):
+        fit_mpnd([pts], fit="paper", lr=0.0)

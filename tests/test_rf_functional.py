@@ -64,6 +64,30 @@ def test_streamed_equals_brute_force(C, H, W_, O, K, groups, dil):
     np.testing.assert_array_equal(a.counts, b.counts)
     assert a.theta == pytest.approx(b.theta, rel=1e-12)
     assert a.n_total == b.n_total and a.n_above == b.n_above > 0
+    np.testing.assert_array_equal(a.filter_counts, b.filter_counts)
+    np.testing.assert_array_equal(a.filter_counts.sum(0), a.counts)
+    # per-filter thresholds θ_o = std(|Z[:, o]|)
+    a = functional_synapse_counts(x, w, groups=groups, dilation=dil, per_filter=True)
+    b = functional_synapse_counts_bruteforce(x, w, groups=groups, dilation=dil, per_filter=True)
+    np.testing.assert_allclose(a.filter_theta, b.filter_theta, rtol=1e-10)
+    np.testing.assert_array_equal(a.filter_counts, b.filter_counts)
+    np.testing.assert_array_equal(a.channel_counts, b.channel_counts)
+    assert (a.filter_counts.sum((1, 2)) > 0).all()           # every filter has its strongest inputs
+
+
+def test_per_filter_threshold_by_hand():
+    # two filters: W and 10·W. One layer θ is dominated by the big filter, so the small one has no
+    # functional synapse; with per-filter θ both have the same RF (θ scales with the filter)
+    w2 = np.concatenate([W, 10 * W])
+    layer = functional_synapse_counts(X, w2)
+    assert layer.filter_counts[0].sum() == 0 and layer.filter_counts[1].sum() > 0
+    per = functional_synapse_counts(X, w2, per_filter=True)
+    theta = np.sqrt(72 / 16 - (22 / 16) ** 2)                 # the one-filter θ of the hand-checked case
+    np.testing.assert_allclose(per.filter_theta, [theta, 10 * theta], rtol=1e-12)
+    np.testing.assert_array_equal(per.filter_counts[0], [[2, 2], [0, 3]])
+    np.testing.assert_array_equal(per.filter_counts[1], [[2, 2], [0, 3]])
+    with pytest.raises(InputError, match="not both"):
+        functional_synapse_counts(X, W, threshold=1.0, per_filter=True)
 
 
 def test_alexnet_sized_input_is_cheap_and_consistent():

@@ -72,6 +72,19 @@ def test_natural_images_default_are_shipped_photographs():
     assert np.isfinite(s.images).all()
 
 
+def test_default_images_are_natural_scenes_only():
+    from neurolp.rf.images import WHEEL_IMAGES
+
+    names = {name for _, name in WHEEL_IMAGES}
+    # no micrographs, telescope images or textures: their statistics are not natural scenes'
+    assert not names & {"immunohistochemistry", "hubble_deep_field", "moon", "brick", "grass", "gravel",
+                        "retina", "cell", "microaneurysms"}
+    s = natural_images(17, size=32, seed=0)
+    distinct = {n.split("[")[0] for n in s.names}
+    assert len(s.names) == 17 and len(distinct) == len(WHEEL_IMAGES) == 11
+    assert sum("[crop" in n for n in s.names) == 6 and any("random crops" in n for n in s.notes)
+
+
 def test_weights_lookup_never_downloads(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     found = find_trained_weights("alexnet")

@@ -39,7 +39,7 @@ from neurolp.errors import InputError
 from neurolp.mpnd.mask import abs_pow
 
 __all__ = ["log_normalizer", "mpnd_log_prob", "mpnd_prob", "sample_mpnd", "gennorm_cdf", "gennorm_tail",
-           "interval_mass", "outside_mass", "variance_1d", "sigma_for_unit_variance", "C_isotropic"]
+           "interval_mass", "masses_from_tails", "outside_mass", "variance_1d", "sigma_for_unit_variance", "C_isotropic"]
 
 
 def _t(x, dtype=torch.float64) -> torch.Tensor:
@@ -178,7 +178,13 @@ def interval_mass(edges, p, sigma) -> torch.Tensor:
     of tail probabilities, never of CDFs near 1.
     """
     edges, p, sigma = _t(edges), _t(p), _t(sigma)
-    T = gennorm_tail(edges, p[..., None], sigma[..., None])
+    return masses_from_tails(edges, gennorm_tail(edges, p[..., None], sigma[..., None]))
+
+
+def masses_from_tails(edges, T) -> torch.Tensor:
+    """Interval masses ``[..., m]`` from the tail probabilities ``T = P(X > |e|)`` at ``edges [..., m+1]``
+    (see :func:`interval_mass`; split out so callers that need the tails too compute them once)."""
+    edges = torch.broadcast_to(_t(edges), T.shape)
     lo, hi = edges[..., :-1], edges[..., 1:]
     Tlo, Thi = T[..., :-1], T[..., 1:]
     right = Tlo - Thi               # 0 <= lo < hi

