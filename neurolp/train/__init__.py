@@ -6,7 +6,9 @@ Paper §4, Table 1–2, App. A.9 (DeiT-style recipe), A.16 (p distributions), A.
 * :mod:`~neurolp.train.data`       — CIFAR-100, TinyImageNet, CIFAR-100-C, ImageFolder, digits,
   synthetic; validation split; seeded, resumable sampling;
 * :mod:`~neurolp.train.augment`    — timm transforms, Mixup/CutMix, losses, optimiser, schedule;
-* :mod:`~neurolp.train.loop`       — :func:`train` (CPU/CUDA, bf16, DDP, resume);
+* :mod:`~neurolp.train.engine`     — the task-agnostic loop: :class:`Task`, :func:`fit`
+  (CPU/CUDA, bf16, DDP, exact resume, checkpoints, selection, early stopping);
+* :mod:`~neurolp.train.loop`       — :func:`train`, image classification as an engine task;
 * :mod:`~neurolp.train.checkpoint` — :func:`save_checkpoint`, :func:`load_model` (safetensors);
 * :mod:`~neurolp.train.store`      — :func:`find_checkpoint`, :func:`list_checkpoints`;
 * :mod:`~neurolp.train.evaluate`   — accuracy, CIFAR-100-C per corruption, win counts;
@@ -22,7 +24,9 @@ import importlib
 _EXPORTS = {
     "TrainConfig": "config", "PRESETS": "config", "make_config": "config",
     "DATASETS": "data", "load_splits": "data", "dataset_info": "data",
-    "train": "loop", "TrainResult": "loop",
+    "train": "loop", "TrainResult": "engine", "ClassificationTask": "loop",
+    "Task": "engine", "fit": "engine", "EngineOptions": "engine", "EngineContext": "engine",
+    "StepOutput": "engine", "Selection": "engine",
     "save_checkpoint": "checkpoint", "load_model": "checkpoint", "load_weights": "checkpoint",
     "read_metadata": "checkpoint",
     "default_store": "store", "find_checkpoint": "store", "list_checkpoints": "store",

@@ -54,6 +54,8 @@ class TrainConfig:
     preset: str = _f("quick", "the preset the defaults came from (paper or quick)")
     # schedule and optimiser
     epochs: int = _f(5, "training epochs")
+    patience: int | None = _f(None, "early stopping: stop after this many epochs without a better "
+                                    "validation accuracy (default: train all epochs)")
     batch_size: int = _f(64, "global batch size (split across DDP processes)")
     lr: float = _f(2e-3, "peak learning rate")
     min_lr: float = _f(1e-5, "final learning rate of the cosine schedule")
@@ -139,6 +141,7 @@ class TrainConfig:
             raise ConfigError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
         checks = [
             (self.epochs >= 1, "epochs must be >= 1"),
+            (self.patience is None or self.patience >= 1, "patience must be >= 1"),
             (self.batch_size >= 1, "batch_size must be >= 1"),
             (self.lr > 0 and self.min_lr >= 0 and self.warmup_lr >= 0, "learning rates must be > 0"),
             (self.warmup_epochs >= 0, "warmup_epochs must be >= 0"),
