@@ -32,7 +32,7 @@ import numpy as np
 
 from neurolp.mmv1.layout import BIN_MS, segment_file
 
-__all__ = ["SyntheticSpec", "make_synthetic_dataset", "SESSION_NAMES", "truth_file"]
+__all__ = ["SyntheticSpec", "make_synthetic_dataset", "SESSION_NAMES", "truth_file", "oracle_counts"]
 
 SESSION_NAMES = ("syn01_M1", "syn02_M2", "syn03_M3")
 
@@ -165,3 +165,22 @@ def make_synthetic_dataset(root: str | Path, spec: SyntheticSpec | None = None, 
     atomic_write_text(root / "synthetic.json", json.dumps(record, indent=1) + "\n")
     return names
 
+
+
+def oracle_counts(root: str | Path, session: str, test_dataset, neurons) -> np.ndarray:
+    """The generator's expected counts at every test window's target bin, for the kept ``neurons``:
+    the predictions of a perfect model (its cc is the ceiling a fitted model can approach)."""
+    from neurolp.errors import DataNotFoundError
+
+    folder = Path(root) / session
+    cache: dict[int, np.ndarray] = {}
+    rows = []
+    for seg, b in test_dataset.target_bins():
+        if seg not in cache:
+            path = truth_file(folder, "test", int(seg))
+            if not path.is_file():
+                raise DataNotFoundError(f"{path} is missing: oracle counts exist only for data made by "
+                                        "neurolp.mmv1.make_synthetic_dataset")
+            cache[seg] = np.load(path, allow_pickle=False)
+        rows.append(cache[seg][b])
+    return np.asarray(rows, dtype=np.float64)[:, np.asarray(neurons)]
