@@ -15,7 +15,7 @@ from neurolp.mmv1.fit import make_config, run_fit
 from neurolp.mmv1.layout import segment_file
 from mmv1_fixtures import write_session
 
-TINY = ["--synthetic-sessions", "1", "--synthetic-bins", "60", "--synthetic-neurons", "4",
+TINY = ["--synthetic-sessions", "1", "--synthetic-bins", "40", "--synthetic-neurons", "4",
         "--min-rate", "0", "--behav-mode", "orig", "--channels", "2", "2", "2", "--hidden-size", "8",
         "--batch-size", "16", "--no-progress"]
 
@@ -50,7 +50,7 @@ def test_fitted_model_beats_time_shuffled_predictions(tmp_path):
 
 
 def test_cli_synthetic_run_outputs_resume_and_max_steps(tmp_path, capsys):
-    rc = main(["mmv1", "fit", "--synthetic", "--variants", "base", "lp2", "--epochs", "2", "--out", "a", *TINY])
+    rc = main(["mmv1", "fit", "--synthetic", "--variants", "base", "lp2", "--epochs", "1", "--out", "a", *TINY])
     assert rc == 0
     out = capsys.readouterr().out
     assert "Table 5 layout (synthetic data, mean (std) over 1 session(s); smoothing within segments)" in out
@@ -71,20 +71,20 @@ def test_cli_synthetic_run_outputs_resume_and_max_steps(tmp_path, capsys):
     tensors = load_file(a / "runs/syn01_M1/lp2/best.safetensors")
     assert sum(k.endswith("log2p") for k in tensors) == 3
     # a second run into the same folder needs --resume; with it nothing is retrained
-    assert main(["mmv1", "fit", "--synthetic", "--variants", "base", "--epochs", "2", "--out", "a", *TINY]) == 2
+    assert main(["mmv1", "fit", "--synthetic", "--variants", "base", "--epochs", "1", "--out", "a", *TINY]) == 2
     assert "already holds a run" in capsys.readouterr().err
     before = pd.read_csv(a / "runs/syn01_M1/base/metrics.csv")
-    assert main(["mmv1", "fit", "--synthetic", "--variants", "base", "--epochs", "2", "--out", "a", "--resume",
+    assert main(["mmv1", "fit", "--synthetic", "--variants", "base", "--epochs", "1", "--out", "a", "--resume",
                  *TINY]) == 0
     capsys.readouterr()
     pd.testing.assert_frame_equal(before, pd.read_csv(a / "runs/syn01_M1/base/metrics.csv"))
 
     # --max-steps stops mid-epoch; --resume then ends with exactly the weights of run "a"
-    assert main(["mmv1", "fit", "--synthetic", "--variants", "base", "--epochs", "2", "--max-steps", "3",
+    assert main(["mmv1", "fit", "--synthetic", "--variants", "base", "--epochs", "1", "--max-steps", "3",
                  "--out", "b", *TINY]) == 0
     notes = json.loads((tmp_path / "b/run.json").read_text())["notes"]
     assert any("no finished epoch; scored the weights at step 3" in n for n in notes)
-    assert main(["mmv1", "fit", "--synthetic", "--variants", "base", "--epochs", "2", "--out", "b", "--resume",
+    assert main(["mmv1", "fit", "--synthetic", "--variants", "base", "--epochs", "1", "--out", "b", "--resume",
                  *TINY]) == 0
     wa = load_file(a / "runs/syn01_M1/base/last.safetensors")
     wb = load_file(tmp_path / "b/runs/syn01_M1/base/last.safetensors")

@@ -388,6 +388,8 @@ def run_fit(data: str | Path, variants: Sequence[str], out: str | Path, *, sessi
     names = list(sessions) if sessions else list_sessions(data)
     variants = list(dict.fromkeys(variants))
     rank0 = int(os.environ.get("RANK", "0")) == 0
+    if not rank0:  # under torchrun, rank 0 reports
+        log = lambda *_: None  # noqa: E731
     results: list[FitOutputs] = []
     described = {}
     for name in names:
