@@ -42,19 +42,19 @@ def _data_options(p, *, with_defaults: bool) -> None:
     g = p.add_argument_group("data")
     g.add_argument("--sessions", nargs="+", metavar="NAME", help="sessions to use (default: all folders)")
     g.add_argument("--video", type=Choice(VIDEO_KEYS, "video key"), default=dflt(d.video),
-                   help=f"frames to use [{d.video}]")
+                   help="frames to use")
     g.add_argument("--behav-mode", type=Choice(BEHAV_MODES, "behaviour mode"), default=dflt(d.behav_mode),
-                   help=f"behaviour features per bin [{d.behav_mode}: 66]")
+                   help="behaviour features per bin (orig 6, velo 6, all 11, *_prod 21/21/66)")
     g.add_argument("--min-rate", dest="min_rate_hz", type=Float(min=0), default=dflt(d.min_rate_hz),
-                   metavar="HZ", help=f"keep neurons with a mean training rate >= HZ [{d.min_rate_hz:g}]")
+                   metavar="HZ", help="keep neurons with a mean training rate >= HZ")
     g.add_argument("--neurons", nargs="+", type=Int(min=0), metavar="COL",
                    help="explicit nsp columns instead of the rate rule")
     g.add_argument("--nan", type=Choice(NAN_POLICIES, "NaN policy"), default=dflt(d.nan),
-                   help=f"NaN in behaviour: zero or interpolate [{d.nan}]")
+                   help="NaN in behaviour: zero or interpolate")
     g.add_argument("--frame-norm", type=Choice(FRAME_NORMS, "frame normalisation"),
-                   default=dflt(d.frame_norm), help=f"min/max per file (segment) or per session [{d.frame_norm}]")
+                   default=dflt(d.frame_norm), help="min/max per file (segment) or per session")
     g.add_argument("--frame-range", type=Choice(FRAME_RANGES, "frame range"), default=dflt(d.frame_range),
-                   help=f"frames scaled to [0, 1] (01) or [-1, 1] (pm1) [{d.frame_range}]")
+                   help="frames scaled to [0, 1] (01) or [-1, 1] (pm1)")
     g.add_argument("--segments", nargs="+", type=Int(min=0), metavar="I",
                    help="use only these segments (reduced-scale runs)")
 
@@ -69,6 +69,7 @@ def add_arguments(parser) -> None:
     src.add_argument("--synthetic", action="store_true",
                      help=f"generate a small data set in the same layout (into --out/{_SYNTHETIC_DIR})")
     src.add_argument("--synthetic-sessions", type=Int(1, 3), default=2, metavar="N")
+    src.add_argument("--synthetic-segments", type=Int(1, 100), default=10, metavar="N")
     src.add_argument("--synthetic-bins", type=Int(20, 100_000), default=120, metavar="N",
                      help="48-ms bins per segment (70 %% train, 30 %% test)")
     src.add_argument("--synthetic-neurons", type=Int(1, 1000), default=12, metavar="N")
@@ -86,9 +87,9 @@ def add_arguments(parser) -> None:
     run.add_argument("--no-progress", dest="progress", action="store_false")
     _data_options(f, with_defaults=True)
     g = f.add_argument_group("model and training (unset: the preset's value)")
-    g.add_argument("--seq-len", type=Int(1, 256), default=4, help="bins per window [4 = 192 ms]")
+    g.add_argument("--seq-len", type=Int(1, 256), default=4, help="bins per window (4 = 192 ms)")
     g.add_argument("--predict-offset", type=Int(0, 256), default=1,
-                   help="target bin after the window's last bin [1: the next bin]")
+                   help="target bin after the window's last bin (1: the next bin)")
     g.add_argument("--val-fraction", type=Float(0, 0.9, min_open=True), default=0.2,
                    help="last part of each segment's training part used for validation")
     g.add_argument("--epochs", type=Int(1), help="[paper 50, quick 6]")
@@ -112,7 +113,7 @@ def add_arguments(parser) -> None:
     m.add_argument("--smoothing", type=Choice(["segments", "authors"], "smoothing"), default="segments",
                    help="segments: smooth each segment's test part on its own (default); authors: smooth "
                         "the concatenation across segment joins, as Xu et al.")
-    m.add_argument("--smooth-bins", type=Int(1), default=41, help="boxcar width in bins [41 = 2 s]")
+    m.add_argument("--smooth-bins", type=Int(1), default=41, help="boxcar width in bins (41 = 2 s)")
 
     i = sub.add_parser("info", help="describe an MMV1 data folder", formatter_class=parser.formatter_class)
     i.add_argument("--data", type=InPath("dir"), required=True, metavar="ROOT")
@@ -214,8 +215,8 @@ def _synthetic(args, out: Path) -> tuple[Path, dict]:
     from neurolp.errors import ConfigError
     from neurolp.mmv1.synthetic import SyntheticSpec, make_synthetic_dataset
 
-    spec = SyntheticSpec(sessions=args.synthetic_sessions, bins_per_segment=args.synthetic_bins,
-                         neurons=args.synthetic_neurons, seed=args.seed)
+    spec = SyntheticSpec(sessions=args.synthetic_sessions, segments=args.synthetic_segments,
+                         bins_per_segment=args.synthetic_bins, neurons=args.synthetic_neurons, seed=args.seed)
     root = out / _SYNTHETIC_DIR
     record = root / "synthetic.json"
     from dataclasses import asdict

@@ -6,6 +6,7 @@ with Lp-CNNs (Kwon et al., ICLR 2025, §6, Table 5).
   normalisation, leak-free windows (memory-mapped);
 * :mod:`~neurolp.mmv1.model`     — shifter + CNN + GRU, registered as ``{variant}-mmv1``;
 * :mod:`~neurolp.mmv1.metrics`   — the paper's smoothed cc and MSE, Table 5;
+* :mod:`~neurolp.mmv1.fit`       — :class:`MMV1Task` on the training engine, :func:`run_fit` (Table 5);
 * :mod:`~neurolp.mmv1.synthetic` — a known stimulus → response data set in the published layout.
 
 Importing the package registers the ``mmv1`` architecture with :mod:`neurolp.models`.
@@ -17,7 +18,8 @@ from neurolp.mmv1.layout import list_sessions
 from neurolp.mmv1.metrics import evaluate_traces, format_table5, session_summary, shuffled_baseline, table5
 from neurolp.mmv1.model import MMV1Net
 from neurolp.mmv1.synthetic import SyntheticSpec, make_synthetic_dataset
+from neurolp.mmv1.fit import MMV1Config, MMV1Task, make_config, run_fit  # noqa: E402
 
 __all__ = ["DataOptions", "SessionData", "WindowDataset", "load_session", "load_sessions", "list_sessions",
            "evaluate_traces", "session_summary", "shuffled_baseline", "table5", "format_table5", "MMV1Net",
-           "SyntheticSpec", "make_synthetic_dataset"]
+           "SyntheticSpec", "make_synthetic_dataset", "MMV1Config", "MMV1Task", "make_config", "run_fit"]

@@ -365,6 +365,14 @@ def fit_session(config: MMV1Config, out: str | Path, session: SessionData | None
     return FitOutputs(s.name, variant, ev, pred, true, lengths, res.summary, selected, Path(out), notes)
 
 
+def _nan_totals(s: SessionData) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for per_key in s.nan_counts.values():
+        for k, v in per_key.items():
+            out[k] = out.get(k, 0) + v
+    return out
+
+
 def run_fit(data: str | Path, variants: Sequence[str], out: str | Path, *, sessions: Sequence[str] | None = None,
             config: MMV1Config | None = None, resume: bool = False, store=None, publish: bool = False,
             figures: bool = True, synthetic: dict | None = None, log=print):
@@ -398,7 +406,8 @@ def run_fit(data: str | Path, variants: Sequence[str], out: str | Path, *, sessi
         described[name] = sdata.describe()
         log(f"{name}: {sdata.num_neurons} of {len(sdata.rates_hz)} neurons, windows train "
             f"{len(sdata.train)} / val {len(sdata.val)} / test {len(sdata.test)}, "
-            f"{sdata.behav_dim} behaviour features")
+            f"{sdata.behav_dim} behaviour features; NaN bins ({cfg0.nan}): "
+            + (", ".join(f"{k} {v}" for k, v in _nan_totals(sdata).items()) or "none"))
         for v in variants:
             cfg = dataclasses.replace(cfg0, model=f"{v}-mmv1").validate()
             r = fit_session(cfg, out / "runs" / name / v, sdata, resume=resume, store=store, publish=publish)

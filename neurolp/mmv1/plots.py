@@ -33,7 +33,7 @@ def plot_cc(neurons: pd.DataFrame, path: str | Path, *, variants: Sequence[str] 
     variants = list(variants) if variants is not None else list(dict.fromkeys(neurons["variant"]))
     sessions = list(dict.fromkeys(neurons["session"]))
     colours = plt.get_cmap("tab10")
-    fig, ax = plt.subplots(figsize=(1.3 * len(variants) + 2.0, 3.6))
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.3 * len(variants) + 2.0), 3.6))
     rng = np.random.default_rng(0)
     for i, v in enumerate(variants):
         sub = neurons[neurons["variant"] == v]
@@ -56,8 +56,8 @@ def plot_cc(neurons: pd.DataFrame, path: str | Path, *, variants: Sequence[str] 
     ax.set_xticklabels(variants)
     ax.set_ylabel("cc (smoothed, per neuron)")
     ax.axhline(0, color="0.85", lw=0.8, zorder=0)
-    ax.set_title(title or "MMV1 test cc per variant\n(points: neurons; black: mean ± std over sessions; "
-                 "dashed: time-shuffled)", fontsize=8)
+    ax.set_title(title or "MMV1 test cc per variant\npoints: neurons · black: mean ± std over sessions"
+                 " · dashed: shuffled in time", fontsize=8)
     ax.legend(fontsize=7, frameon=False, loc="best")
     fig.tight_layout()
     return save_figure(fig, path, dpi=150)
