@@ -27,7 +27,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-import neurolp.mmv1  # noqa: F401  (registers mmv1)
+import neurolp.mmv1.model  # noqa: F401  (registers mmv1)
 from neurolp.layers import constrain_lp_
 from neurolp.mmv1.fit import PRESETS
 from neurolp.models import count_params, create_model

@@ -163,3 +163,13 @@ def test_missing_file_in_a_session_is_named_before_any_work(tmp_path, capsys):
     err = _one_line_error(capsys)
     assert "missing file" in err and "m1/test_eyerad_seg_1.npy" in err and "OSF.IO/MSP3A" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_cli_parser_does_not_import_torch():
+    """`neurolp --help` builds every subcommand's parser: the mmv1 one must stay torch-free."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from neurolp.cli import build_parser; build_parser(); "
+            "import neurolp.mmv1; neurolp.mmv1.DataOptions; sys.exit('torch' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-import neurolp.mmv1  # noqa: F401  (registers the mmv1 architecture)
+import neurolp.mmv1.model  # noqa: F401  (registers the mmv1 architecture)
 from neurolp.errors import ConfigError
 from neurolp.layers import LargeConv2d, LpConv2d, lp_convert
 from neurolp.mmv1.model import MMV1Net, affine_warp

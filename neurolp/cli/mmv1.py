@@ -128,7 +128,7 @@ def _variants(args) -> list[str]:
 
 
 def check(args) -> None:
-    import neurolp.mmv1  # noqa: F401  (registers the mmv1 architecture)
+    import neurolp.mmv1.model  # noqa: F401  (registers the mmv1 architecture)
     from neurolp.errors import ConfigError
     from neurolp.models import parse_model_name
 

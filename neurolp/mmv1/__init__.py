@@ -4,22 +4,32 @@ with Lp-CNNs (Kwon et al., ICLR 2025, §6, Table 5).
 * :mod:`~neurolp.mmv1.layout`    — the published OSF layout ``<root>/<session>/{train,test}_<key>_seg_<i>.npy``;
 * :mod:`~neurolp.mmv1.data`      — neuron selection, behaviour modes, NaN handling, frame
   normalisation, leak-free windows (memory-mapped);
-* :mod:`~neurolp.mmv1.model`     — shifter + CNN + GRU, registered as ``{variant}-mmv1``;
+* :mod:`~neurolp.mmv1.model`     — shifter + CNN + GRU; importing it registers ``{variant}-mmv1``;
 * :mod:`~neurolp.mmv1.metrics`   — the paper's smoothed cc and MSE, Table 5;
 * :mod:`~neurolp.mmv1.fit`       — :class:`MMV1Task` on the training engine, :func:`run_fit` (Table 5);
 * :mod:`~neurolp.mmv1.synthetic` — a known stimulus → response data set in the published layout.
 
-Importing the package registers the ``mmv1`` architecture with :mod:`neurolp.models`.
+Names are imported lazily, so ``import neurolp.mmv1`` (and ``neurolp --help``) does not import
+torch; ``import neurolp.mmv1.model`` (or using :func:`run_fit`) registers the ``mmv1`` architecture.
 """
 
-from neurolp.mmv1 import model as _model  # noqa: F401  (registers "mmv1")
-from neurolp.mmv1.data import DataOptions, SessionData, WindowDataset, load_session, load_sessions
-from neurolp.mmv1.layout import list_sessions
-from neurolp.mmv1.metrics import evaluate_traces, format_table5, session_summary, shuffled_baseline, table5
-from neurolp.mmv1.model import MMV1Net
-from neurolp.mmv1.synthetic import SyntheticSpec, make_synthetic_dataset
-from neurolp.mmv1.fit import MMV1Config, MMV1Task, make_config, run_fit  # noqa: E402
+from __future__ import annotations
 
-__all__ = ["DataOptions", "SessionData", "WindowDataset", "load_session", "load_sessions", "list_sessions",
-           "evaluate_traces", "session_summary", "shuffled_baseline", "table5", "format_table5", "MMV1Net",
-           "SyntheticSpec", "make_synthetic_dataset", "MMV1Config", "MMV1Task", "make_config", "run_fit"]
+import importlib
+
+_EXPORTS = {
+    "DataOptions": "data", "SessionData": "data", "WindowDataset": "data", "load_session": "data",
+    "load_sessions": "data", "list_sessions": "layout",
+    "evaluate_traces": "metrics", "session_summary": "metrics", "shuffled_baseline": "metrics",
+    "table5": "metrics", "format_table5": "metrics",
+    "MMV1Net": "model", "SyntheticSpec": "synthetic", "make_synthetic_dataset": "synthetic",
+    "MMV1Config": "fit", "MMV1Task": "fit", "make_config": "fit", "run_fit": "fit",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"neurolp.mmv1.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'neurolp.mmv1' has no attribute {name!r}")

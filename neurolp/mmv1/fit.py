@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from neurolp.errors import ConfigError
+from neurolp.mmv1 import model as _model  # noqa: F401  (registers the mmv1 architecture)
 from neurolp.mmv1.data import DataOptions, SessionData, load_session
 from neurolp.mmv1.metrics import SMOOTH_BINS, evaluate_traces, pearson_per_neuron, smooth_traces
 from neurolp.train.engine import EngineContext, EngineOptions, Selection, StepOutput, Task
