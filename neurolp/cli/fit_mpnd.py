@@ -29,7 +29,7 @@ HELP = "fit MPNDs to biological (mouse V1) and artificial (conv1) receptive fiel
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from neurolp.cli.options import Choice, Float, InPath, Int, OutDir
-    from neurolp.mpnd.fit import FITS, PAPER_LR, PAPER_STEPS
+    from neurolp.mpnd.defaults import FITS, PAPER_LR, PAPER_STEPS
     from neurolp.rf.conditions import CONDITIONS, DEFAULT_CONDITIONS, MIN_INPUTS, RF_KINDS
 
     p.add_argument("--out", type=OutDir(), default="runs/fit-mpnd", metavar="DIR", help="output folder")
@@ -87,7 +87,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def check(args) -> None:
     """Options that only make sense together, checked before any receptive field is collected."""
     from neurolp.cli.options import exclusive, require
-    from neurolp.mpnd.fit import PAPER_LR, PAPER_STEPS
+    from neurolp.mpnd.defaults import PAPER_LR, PAPER_STEPS
     from neurolp.rf.conditions import parse_conditions
     from neurolp.rf.networks import check_model_name
 

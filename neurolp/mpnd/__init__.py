@@ -6,13 +6,32 @@ has the normalised density, its sampler and bin masses; :mod:`neurolp.mpnd.fit` 
 to receptive fields, the paper's way (standardise → PMF → fit) or by maximum likelihood.
 """
 
-from neurolp.mpnd.conformation import C_from_conformation, conformation
-from neurolp.mpnd.density import (C_isotropic, gennorm_cdf, gennorm_tail, interval_mass, log_normalizer,
-                                  mpnd_log_prob, mpnd_prob, sample_mpnd, sigma_for_unit_variance,
-                                  variance_1d)
-from neurolp.mpnd.fit import (PMFBins, ReceptiveField, as_receptive_fields, empirical_pmf, fit_mpnd,
-                              lattice_edges, model_pmf, rf_pmfs, standardize)
-from neurolp.mpnd.mask import abs_pow, lp_mask, offset_grid
+import importlib
+
+# Names are loaded on first use (PEP 562), so that parsers can read neurolp.mpnd.defaults without
+# importing torch.
+_WHERE = {
+    "conformation": ("C_from_conformation", "conformation"),
+    "density": ("C_isotropic", "gennorm_cdf", "gennorm_tail", "interval_mass", "log_normalizer",
+                "mpnd_log_prob", "mpnd_prob", "sample_mpnd", "sigma_for_unit_variance", "variance_1d"),
+    "fit": ("PMFBins", "ReceptiveField", "as_receptive_fields", "empirical_pmf", "fit_mpnd",
+            "lattice_edges", "model_pmf", "rf_pmfs", "standardize"),
+    "mask": ("abs_pow", "lp_mask", "offset_grid"),
+}
+_MODULE_OF = {name: mod for mod, names in _WHERE.items() for name in names}
+
+
+def __getattr__(name: str):
+    if name in _MODULE_OF:
+        value = getattr(importlib.import_module(f"neurolp.mpnd.{_MODULE_OF[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'neurolp.mpnd' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_MODULE_OF))
+
 
 __all__ = ["abs_pow", "lp_mask", "offset_grid", "conformation", "C_from_conformation",
            "log_normalizer", "mpnd_log_prob", "mpnd_prob", "sample_mpnd", "gennorm_cdf", "gennorm_tail",

@@ -109,9 +109,7 @@ Objective = Literal["pmf", "mle"]
 CModel = Literal["isotropic", "diagonal", "full"]
 Loss = Literal["kl", "mse"]
 Fit = Literal["converged", "paper"]
-FITS = ("converged", "paper")
-PAPER_LR = 0.01
-PAPER_STEPS = 1000
+from neurolp.mpnd.defaults import FITS, PAPER_LR, PAPER_STEPS  # noqa: E402  (torch-free, for the CLI)
 
 # (x, y) with y up → (Δh, Δw) with rows down, the frame neurolp.mpnd.conformation measures θ in.
 _HW_FROM_XY = np.array([[0.0, 1.0], [-1.0, 0.0]])  # (x, y) = P (Δh, Δw) with P = [[0, 1], [−1, 0]]
