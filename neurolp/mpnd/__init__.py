@@ -8,10 +8,12 @@ to receptive fields, the paper's way (standardise → PMF → fit) or by maximum
 
 import importlib
 
-# Names are loaded on first use (PEP 562), so that parsers can read neurolp.mpnd.defaults without
-# importing torch.
+# numpy only; imported now because the function shares its submodule's name
+from neurolp.mpnd.conformation import C_from_conformation, conformation
+
+# The rest is loaded on first use (PEP 562), so that parsers can read neurolp.mpnd.defaults
+# without importing torch.
 _WHERE = {
-    "conformation": ("C_from_conformation", "conformation"),
     "density": ("C_isotropic", "gennorm_cdf", "gennorm_tail", "interval_mass", "log_normalizer",
                 "mpnd_log_prob", "mpnd_prob", "sample_mpnd", "sigma_for_unit_variance", "variance_1d"),
     "fit": ("PMFBins", "ReceptiveField", "as_receptive_fields", "empirical_pmf", "fit_mpnd",
