@@ -181,7 +181,9 @@ def plot_max_comparison(per_model: pd.DataFrame, maxima: pd.DataFrame, tests: pd
         h = float(top["max_normalised"])
         ax.bar(k, h, color=c, alpha=0.75, width=0.7)
         if "max_ci_low" in top and pd.notna(top.get("max_ci_low")):
-            ax.errorbar(k, h, yerr=[[h - top["max_ci_low"]], [top["max_ci_high"] - h]],
+            # (a CI from few mice need not contain the point estimate: no negative bar)
+            ax.errorbar(k, h, yerr=[[max(h - top["max_ci_low"], 0.0)],
+                                    [max(top["max_ci_high"] - h, 0.0)]],
                         color="k", capsize=3, lw=1)
         s = per_model.loc[per_model["model"] == m, "normalised"].to_numpy(float)
         ax.scatter(k + rng.uniform(-0.18, 0.18, len(s)), s, s=7, color="k", alpha=0.55, lw=0,
