@@ -227,3 +227,14 @@ def test_pooled_population_and_lpconv_preset_on_responses(world):
     np.savez(world["root"] / "m.npz", **{"rsm/V1": world["target"]})
     with pytest.raises(ConfigError, match="needs responses"):
         _run(world, world["root"] / "m.npz", cfg, [world["planted"]])
+
+
+def test_bootstrap_ceilings_shared_between_models_change_nothing(world):
+    """The brain-only bootstrap work is done once for several models: the second model's
+    scores and CIs are exactly those of scoring it alone."""
+    path = world["root"] / "rsm.npz"
+    both = _run(world, path).scores
+    alone = _run(world, path, sources=[world["control"]]).scores
+    b = both[both["model"] == world["control"].display].reset_index(drop=True)
+    cols = ["raw", "normalised", "ceiling_lower", "raw_ci_low", "raw_ci_high", "ci_low", "ci_high"]
+    np.testing.assert_array_equal(b[cols].to_numpy(float), alone[cols].to_numpy(float))

@@ -284,7 +284,9 @@ def run(args) -> int:
             "rsa_selection": res.rsa.selection if res.rsa is not None else None,
             "rsa_stimuli": res.rsa.stimuli if res.rsa is not None else None,
             "notes": res.notes, "seconds": round(elapsed, 2),
-            "timings": {k: round(v, 2) for k, v in res.timings.items()}})
+            "timings": {k: round(v, 2) for k, v in res.timings.items()},
+            "rsa_timings": ({k: round(v, 2) for k, v in res.rsa.timings.items()}
+                            if res.rsa is not None else None)})
     print(f"wrote {args.out}: report.csv ({len(res.measures)} rows), report.html, "
           f"{len(figures)} figures, run.json")
     print(f"done in {elapsed:.1f} s (" + ", ".join(f"{k} {v:.1f} s" for k, v in res.timings.items())

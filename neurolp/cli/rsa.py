@@ -38,7 +38,8 @@ Examples:
 from __future__ import annotations
 
 NAME = "rsa"
-HELP = "RSA of model layers against Allen mouse visual cortex (noise-corrected Kendall τ)"
+HELP = ("RSA of model layers against Allen mouse visual cortex or any neural data set "
+        "(noise-corrected Kendall τ)")
 
 
 def add_arguments(parser) -> None:

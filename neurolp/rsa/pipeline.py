@@ -181,6 +181,7 @@ def load_model_source(name: str, *, checkpoint: str | Path | None = None, store=
         from neurolp.models import check_input_size
 
         check_input_size(model, size, canon)
+        model = model.to(device)   # as a loaded checkpoint: activations run where the model is
         # normalised as a training run would have been
         return ModelSource(canon, model, size, dict(DEFAULT_NORMALIZATION), None,
                            {"untrained": True, "seed": seed}, f"{canon} (untrained)")
@@ -399,6 +400,7 @@ def score_sources(sources: Sequence[ModelSource], templates, rsms: dict, report:
                        cfg.mouse_draws)
     all_scores, all_samples, all_max, all_info, stim = [], [], [], [], {}
     model_rsm_store = {}
+    shared: dict = {}   # brain-only bootstrap work, done for the first model and reused
     for src in sources:
         t0 = _clock()
         lr, spec = model_rsms(src, templates, cfg, layers, device=device, progress=progress,
@@ -407,7 +409,7 @@ def score_sources(sources: Sequence[ModelSource], templates, rsms: dict, report:
         t0 = _clock()
         vectors = lr.vectors()
         tables = score_layers(lr.names, vectors, rsms, scfg, n_images=n_images,
-                              progress=progress)
+                              progress=progress, cache=shared)
         timings[f"{src.display}: scores"
                 f"{f' + {cfg.n_boot} bootstrap samples' if cfg.n_boot else ''}"] = _clock() - t0
         ident = {"model": src.display, "checkpoint": src.checkpoint or "", "preset": cfg.preset,

@@ -114,8 +114,13 @@ def _pct(a: np.ndarray, ci: float, axis=0):
 
 def score_layers(layer_names: list[str], layer_vectors: np.ndarray, brain: dict[str, AreaRSMs],
                  config: ScoreConfig | None = None, *, n_images: int | None = None,
-                 progress: bool = False) -> ScoreTables:
-    """Scores of every layer against every area (see the module docstring)."""
+                 progress: bool = False, cache: dict | None = None) -> ScoreTables:
+    """Scores of every layer against every area (see the module docstring).
+
+    ``cache``: a dict shared by the calls for several models against the same ``brain`` and
+    config. The bootstrap's noise ceilings depend on the brain alone (the resampling sequence is the
+    same for every model), so they are computed for the first model and reused, bit for bit.
+    """
     cfg = config or ScoreConfig()
     X = np.atleast_2d(np.asarray(layer_vectors, dtype=np.float64))
     if len(layer_names) != len(X):
@@ -129,7 +134,7 @@ def score_layers(layer_names: list[str], layer_vectors: np.ndarray, brain: dict[
     kind = kinds.pop()
     px = prepare(X)
     if kind == "mouse":
-        return _score_mice(layer_names, px, brain, cfg, n_images, progress)
+        return _score_mice(layer_names, px, brain, cfg, n_images, progress, cache)
     return _score_pooled(layer_names, px, brain, cfg, n_images)
 
 
@@ -155,7 +160,8 @@ def _split_half_per_mouse(area: AreaRSMs, cfg: ScoreConfig) -> np.ndarray:
     return _agg(vals, "mean", axis=1)
 
 
-def _score_mice(names, px, brain, cfg: ScoreConfig, n_images, progress) -> ScoreTables:
+def _score_mice(names, px, brain, cfg: ScoreConfig, n_images, progress,
+                cache: dict | None = None) -> ScoreTables:
     L = len(names)
     areas = [a for a in brain if len(brain[a].labels) > 0]
     empty = [a for a in brain if len(brain[a].labels) == 0]
@@ -211,7 +217,7 @@ def _score_mice(names, px, brain, cfg: ScoreConfig, n_images, progress) -> Score
             for li, nm in enumerate(names)])], ignore_index=True)
     boot = None
     if cfg.n_boot and areas:
-        boot = _bootstrap_mice(names, px, brain, areas, prepared, cfg, n_images, progress)
+        boot = _bootstrap_mice(names, px, brain, areas, prepared, cfg, n_images, progress, cache)
         scores = _attach_ci(scores, boot, areas, cfg)
     else:
         for col in ("raw_ci_low", "raw_ci_high", "ci_low", "ci_high"):
@@ -229,7 +235,8 @@ def _entry_mult(counts: np.ndarray, n_images: int) -> np.ndarray:
     return (counts[i] * counts[j]).astype(np.int64)
 
 
-def _bootstrap_mice(names, px, brain, areas, prepared, cfg: ScoreConfig, n_images, progress) -> dict:
+def _bootstrap_mice(names, px, brain, areas, prepared, cfg: ScoreConfig, n_images, progress,
+                    cache: dict | None = None) -> dict:
     """Joint bootstrap over images and mice.
 
     Each image resample (images drawn with replacement: entry multiplicities c_i·c_j) is combined
@@ -251,6 +258,11 @@ def _bootstrap_mice(names, px, brain, areas, prepared, cfg: ScoreConfig, n_image
     ii, jj = np.meshgrid(np.arange(L), np.arange(M_all), indexing="ij")
     layer_mouse = np.stack([ii.ravel(), jj.ravel()], 1)
     need_ceiling = cfg.normalise_by in ("lower", "upper")
+    key = ("bootstrap ceilings", id(brain), tuple(areas), n_images, B, K, cfg.seed, cfg.pool,
+           cfg.comparator, cfg.aggregate)
+    cached = cache.get(key) if cache is not None and need_ceiling else None
+    if cached is not None:   # the same draws for every model: only the model side is computed
+        need_ceiling = False
     n_img_samples = -(-B // K)
     iterator = range(n_img_samples)
     if progress:
@@ -308,6 +320,10 @@ def _bootstrap_mice(names, px, brain, areas, prepared, cfg: ScoreConfig, n_image
                     lo = cv[st + nu:st + nu + nl]
                     ok = ~np.isnan(lo)
                     lower_b[b, ai] = np.sum(lo[ok] * w[ok]) / w[ok].sum() if ok.any() else np.nan
+    if cached is not None:
+        lower_b, upper_b = cached[0].copy(), cached[1].copy()
+    elif cache is not None and need_ceiling:
+        cache[key] = (lower_b.copy(), upper_b.copy(), brain)   # brain kept: its id stays unique
     return {"raw": raw_b, "lower": lower_b, "upper": upper_b, "areas": areas,
             "image_samples": n_img_samples, "mouse_draws": K}
 
