@@ -89,7 +89,8 @@ def test_report_html_is_self_contained(world):
     assert not re.search(r"(src|href)=\"?(https?:|//|file:)", html)
     assert "<script" not in html
     imgs = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
-    assert len(imgs) == 7                 # MPND, masks, RSA best + profiles, 3 heatmaps
+    assert len(imgs) == 8                 # MPND, masks, RSA best + profiles + max, 3 heatmaps
+    assert (world["out"] / "rsa_max_tests.csv").is_file()
     assert all(base64.b64decode(b)[:8] == b"\x89PNG\r\n\x1a\n" for b in imgs)
     for needle in ("Summary", "lp2-smallcnn (untrained)", "Learned Lp-masks", "Accuracy",
                    "the tidy table"):
@@ -127,3 +128,27 @@ def test_report_library_call_with_a_weights_file_and_no_brain_data(tmp_path):
         assert torch.equal(src.model.state_dict()[k], v)
     fits, summary, _ = mpnd_of_models([src], ReportConfig(rf_inputs="noise", n_inputs=3))
     assert list(summary["condition"]) == ["v1", "base-smallcnn"] and len(fits) == 17 + 3
+
+
+def test_report_on_an_allen_cache_with_reliability_selection(tmp_path):
+    """The Allen path: the RFs use the Allen scenes, the RSA the cache, neurons selected by
+    split-half reliability (which works on Allen responses as on --neural ones)."""
+    from allen_fixtures import make_allen_cache
+
+    make_allen_cache(tmp_path / "allen")
+    out = tmp_path / "r"
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        rc = main(["report", "--models", "lp2-smallcnn", "--untrained", "--image-size", "32",
+                   "--allen-cache", str(tmp_path / "allen"), "--areas", "VISp", "VISl",
+                   "--bootstrap", "0", "--n-inputs", "3", "--reliability", "0.0",
+                   "--no-progress", "--out", str(out)])
+    assert rc == 0
+    assert "Allen natural scenes in" in buf.getvalue()
+    m = pd.read_csv(out / "report.csv")
+    best = m[m["measure"] == "rsa_best_normalised"].set_index("area")
+    assert set(best.index) == {"VISp", "VISl", "all"} and best["ci_low"].isna().all()
+    brain = pd.read_csv(out / "brain.csv")
+    assert (brain["neurons_recorded"] >= brain["neurons_used"]).all()
+    assert (brain["reliability_threshold"] == 0.0).all()
+    assert len(pd.read_csv(out / "reliability.csv")) == brain["neurons_recorded"].sum()

@@ -16,8 +16,8 @@ with --image-size) or --untrained (seeded random weights, with --image-size); in
 Outputs in --out: report.csv (tidy: one row per model × measure, with area and layer where they
 apply), report.html (one self-contained page: tables and figures embedded, opens offline),
 report_models.csv, mpnd_fits.csv, mpnd_summary.csv, lp_masks.csv, the RSA tables (rsa_scores.csv,
-rsa_max.csv, rsa_samples.csv, brain.csv, layers.csv), accuracy.csv, the figures as PNG, and
-run.json.
+rsa_max.csv, rsa_samples.csv, brain.csv, layers.csv, rsa_max_tests.csv), accuracy.csv, the
+figures as PNG, and run.json.
 
 Examples:
   neurolp report --models base-alexnet lp2-alexnet large-alexnet --untrained --image-size 224 \\
@@ -217,6 +217,7 @@ def run(args) -> int:
     if len(set(labels)) != len(labels):
         for k, s in enumerate(sources):  # the same name twice: disambiguate
             s.label = f"{s.display}#{k}"
+        labels = [s.display for s in sources]
     brain = args.allen_cache is not None or args.neural is not None
     rsa = (lambda srcs: score_brain(args, srcs, args._cfg, args._selection)) if brain else None
     cfg = ReportConfig(rf_inputs=args.rf_inputs, n_inputs=args.n_inputs, rf_images=args.rf_images,
@@ -265,6 +266,13 @@ def run(args) -> int:
                                                 labels)
             figures["rsa_profiles"] = plot_layer_profiles(r.scores, stage / "report_rsa_layers.png",
                                                           models=[s.display for s in sources])
+            if len(sources) > 1:   # the Fig. 6b comparison of the max over layers and areas
+                from neurolp.rsa.plots import max_comparison, plot_max_comparison
+
+                per, tests = max_comparison(r.samples, r.maxima, order=labels)
+                write_csv(tests, stage / "rsa_max_tests.csv")
+                figures["rsa_max"] = plot_max_comparison(per, r.maxima, tests,
+                                                         stage / "report_rsa_max_comparison.png")
             for m in pd.unique(r.scores["model"]):
                 safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(m))
                 figures[f"heatmap:{m}"] = plot_heatmap(r.scores, stage / f"rsa_heatmap_{safe}.png",

@@ -165,7 +165,7 @@ def render_html(result, figures: dict[str, Path], *, title: str = "neurolp brain
                      "layer's score (the max over layers is biased upwards).</p>")
         for n in rsa.notes:
             parts.append(f"<p class=note>{esc(str(n))}</p>")
-        for key in ("rsa_best", "rsa_profiles"):
+        for key in ("rsa_best", "rsa_profiles", "rsa_max"):
             if key in figures:
                 parts.append(_img(figures[key]))
         mx = rsa.maxima.drop(columns=[c for c in ("checkpoint", "preset", "stimuli")

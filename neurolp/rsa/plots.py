@@ -115,8 +115,8 @@ def plot_layer_profiles(scores: pd.DataFrame, path: str | Path, *, value: str = 
             if lo_col in df and df[lo_col].notna().any():
                 ax.fill_between(x, df[lo_col], df[hi_col], color=c, alpha=0.18, lw=0)
         ax.axhline(0, color="0.6", lw=0.6)
-        top = np.nanmax(scores[hi_col if hi_col in scores else value].to_numpy(float)) \
-            if len(scores) else 0.0
+        col = hi_col if hi_col in scores and scores[hi_col].notna().any() else value
+        top = np.nanmax(scores[col].to_numpy(float)) if scores[col].notna().any() else 0.0
         if value == "normalised" and top > 0.5:   # the ceiling line only when scores get near it
             ax.axhline(1, color="0.3", lw=0.6, ls="--")
         ax.set_title(area, fontsize=9)
