@@ -136,7 +136,7 @@ def neural_args(g) -> None:
 
     g.add_argument("--neural", type=InPath("file"), metavar="FILE",
                    help="neural data: RSMs/RDMs or responses per site (npz or HDF5), or an "
-                        "rsatoolbox RDMs HDF5 file (see the layout above)")
+                        "rsatoolbox RDMs HDF5 file (the layouts: `neurolp rsa --help`)")
     g.add_argument("--images", type=InPath("any"), metavar="DIR|NPY",
                    help="the stimuli of --neural: a folder of image files (matched by the file's "
                         "stimulus names) or a .npy [n, H, W(, 3)] / .npz (images, names) array")
