@@ -63,12 +63,32 @@ def world(tmp_path_factory):
     (run0 / "config.json").write_text(json.dumps({"model": "base-smallcnn", "dataset": "digits"}))
     (run0 / "state.pt").write_bytes(b"")
     (root / "bad.json").write_text("{not json")
+    _neural_files(root)
     out = root / "out"  # an existing output folder that every failed command must leave alone
     out.mkdir()
     (out / "keep.csv").write_text("earlier,result\n1,2\n")
     return {"root": root, "out": out, "cache": root / "allen", "file": root / "a_file.txt",
             "dir": root / "a_folder", "images": images, "rossi_bad": root / "rossi_bad.csv",
             "run0": run0, "bad_json": root / "bad.json", "ro": _unwritable(root)}
+
+
+def _neural_files(root: Path) -> None:
+    """--neural files over the two images of the world's image folder (im0, im1, plus a third)."""
+    rsm = np.array([[1.0, 0.2, -0.1], [0.2, 1.0, 0.4], [-0.1, 0.4, 1.0]])
+    names = np.array(["im0", "im1", "blank"])
+    np.savez(root / "neural_ok.npz", **{"rsm/V1": rsm}, stimuli=names)
+    asym = rsm.copy()
+    asym[0, 1] = 0.9
+    np.savez(root / "neural_asym.npz", **{"rsm/V1": asym}, stimuli=names)
+    diag = rsm.copy()
+    diag[2, 2] = 0.5
+    np.savez(root / "neural_diag.npz", **{"rsm/V1": diag}, stimuli=names)
+    nan = rsm.copy()
+    nan[1, :] = nan[:, 1] = np.nan
+    np.savez(root / "neural_nan.npz", **{"rsm/V1": nan}, stimuli=names)
+    np.savez(root / "neural_noorder.npz", **{"rsm/V1": rsm})
+    np.save(root / "two_images.npy", np.zeros((2, 8, 8), np.uint8))
+    np.savez(root / "neural_owl.npz", **{"rsm/V1": rsm}, stimuli=np.array(["im0", "owl", "im1"]))
 
 
 def _snapshot(folder: Path) -> dict:
@@ -79,6 +99,9 @@ def _snapshot(folder: Path) -> dict:
 FIT = ["fit-mpnd", "--quiet", "--no-figure"]
 TRAIN = ["train", "--no-progress", "--device", "cpu", "--no-publish"]
 RSA = ["rsa", "--model", "base-smallcnn", "--allen-cache", "{cache}", "--no-progress"]
+NEURAL = ["rsa", "--model", "base-smallcnn", "--untrained", "--image-size", "32", "--no-progress"]
+OK_NEURAL = ["--neural", "{root}/neural_ok.npz", "--images", "{images}"]
+REPORT = ["report", "--models", "base-smallcnn", "lp2-smallcnn", "--no-progress"]
 
 # (id, argv, regex the one stderr line must match); {placeholders} come from the world fixture,
 # {out} is the existing output folder, {new} an output folder that must not appear.
@@ -194,6 +217,93 @@ CASES = [
     ("rsa-one-mouse-no-ceiling", RSA + ["--untrained", "--image-size", "32", "--bootstrap", "0",
                                         "--areas", "VISal", "--cre-lines", "Cux2-CreERT2", "--out", "{out}"],
      r"every layer × area score is undefined.*VISal: one mouse only"),
+    # rsa --neural
+    ("rsa-two-brain-sources", NEURAL + ["--allen-cache", "{cache}"] + OK_NEURAL,
+     r"--allen-cache and --neural exclude each other"),
+    ("rsa-no-brain-source", NEURAL, r"give the brain data: --allen-cache DIR .* or --neural FILE"),
+    ("rsa-neural-no-images", NEURAL + ["--neural", "{root}/neural_ok.npz"], r"--neural needs --images"),
+    ("rsa-images-without-neural", RSA + ["--untrained", "--image-size", "32", "--images", "{images}"],
+     r"--images only applies to --neural FILE"),
+    ("rsa-neural-missing", NEURAL + ["--neural", "{root}/none.npz", "--images", "{images}"],
+     r"--neural: .*none.npz does not exist"),
+    ("rsa-neural-not-data", NEURAL + ["--neural", "{file}", "--images", "{images}"],
+     r"a_file.txt is neither an npz nor an HDF5 file"),
+    ("rsa-neural-asymmetric", NEURAL + ["--neural", "{root}/neural_asym.npz", "--images", "{images}"],
+     r"rsm/V1 is not symmetric: entry \(0, 1\) = 0.9 but \(1, 0\) = 0.2"),
+    ("rsa-neural-diagonal", NEURAL + ["--neural", "{root}/neural_diag.npz", "--images", "{images}"],
+     r"rsm/V1 has 0.5 on the diagonal at stimulus 2 \('blank'\)"),
+    ("rsa-neural-nan-row", NEURAL + ["--neural", "{root}/neural_nan.npz", "--images", "{images}"],
+     r"NaN row at stimulus 1 \('im1'\)"),
+    ("rsa-neural-image-count", NEURAL + ["--neural", "{root}/neural_noorder.npz", "--images",
+                                         "{root}/two_images.npy"],
+     r"holds 2 images but the neural data has 3 stimuli"),
+    ("rsa-neural-unknown-stimulus", NEURAL + ["--neural", "{root}/neural_owl.npz", "--images", "{images}"],
+     r"1 of 3 stimuli have no image in .*: owl"),
+    ("rsa-neural-no-names-for-folder", NEURAL + ["--neural", "{root}/neural_noorder.npz", "--images",
+                                                 "{images}"], r"does not name its stimuli"),
+    ("rsa-neural-allen-option", NEURAL + OK_NEURAL + ["--signal", "dff"],
+     r"--signal only applies to --allen-cache"),
+    ("rsa-neural-areas", NEURAL + OK_NEURAL + ["--areas", "VISp"],
+     r"--areas selects Allen experiments; with --neural choose sites with --sites"),
+    ("rsa-neural-site-typo", NEURAL + OK_NEURAL + ["--sites", "V2"], r"--sites: unknown site 'V2'; valid: V1"),
+    ("rsa-neural-descriptor", NEURAL + OK_NEURAL + ["--site-descriptor", "roi"],
+     r"--site-descriptor only applies to rsatoolbox RDMs files"),
+    ("rsa-neural-reliability-on-rsms", NEURAL + OK_NEURAL + ["--reliability", "0.5"],
+     r"--reliability selects neurons from responses, but .* holds similarity matrices"),
+    ("rsa-neural-reliability-range", NEURAL + OK_NEURAL + ["--reliability", "2"],
+     r"--reliability: must be in \[-1, 1\]"),
+    ("rsa-neural-split-half-on-rsms", NEURAL + OK_NEURAL + ["--normalise-by", "split-half"],
+     r"the trial split-half ceiling needs responses"),
+    ("rsa-neural-pooled-on-rsms", NEURAL + OK_NEURAL + ["--preset", "lpconv"],
+     r"needs responses \[images, trials, neurons\]"),
+    ("rsa-neural-no-ceiling", NEURAL + OK_NEURAL + ["--normalise-by", "lower", "--bootstrap", "0",
+                                                    "--out", "{out}"],
+     r"every layer × area score is undefined.*--normalise-by none"),
+    ("rsa-neural-crop", NEURAL + OK_NEURAL + ["--crop", "middle"], r"--crop: invalid choice: 'middle'"),
+    # report
+    ("report-no-out", REPORT + ["--untrained", "--image-size", "32"],
+     r"the following arguments are required: --out"),
+    ("report-checkpoint-count", REPORT + ["--out", "{new}", "--checkpoint", "{file}"],
+     r"1 --checkpoint for 2 --models; give one per model"),
+    ("report-both-files", REPORT + ["--out", "{new}", "--checkpoint", "{file}", "-", "--weights",
+                                    "{file}", "-", "--image-size", "32"],
+     r"base-smallcnn has both a --checkpoint and a --weights file"),
+    ("report-untrained-no-size", REPORT + ["--out", "{new}", "--untrained"],
+     r"--untrained and --weights models need --image-size"),
+    ("report-weights-dash-typo", REPORT + ["--out", "{new}", "--weights", "{root}/w.pt", "-"],
+     r"--weights: .*w.pt does not exist"),
+    ("report-store-empty", REPORT + ["--out", "{new}", "--store", "{dir}"],
+     r"no checkpoint of base-smallcnn"),
+    ("report-rsa-without-brain", REPORT + ["--out", "{new}", "--untrained", "--image-size", "32",
+                                           "--bootstrap", "10"],
+     r"--bootstrap configures the RSA, which needs brain data"),
+    ("report-two-brain-sources", REPORT + ["--out", "{new}", "--untrained", "--image-size", "32",
+                                           "--allen-cache", "{cache}"] + OK_NEURAL,
+     r"--allen-cache and --neural exclude each other"),
+    ("report-neural-asymmetric", REPORT + ["--out", "{new}", "--untrained", "--image-size", "32",
+                                           "--neural", "{root}/neural_asym.npz", "--images", "{images}"],
+     r"rsm/V1 is not symmetric"),
+    ("report-data-dir-alone", REPORT + ["--out", "{new}", "--untrained", "--image-size", "32",
+                                        "--data-dir", "{dir}"],
+     r"--data-dir is the folder of --eval-dataset"),
+    ("report-eval-needs-data", REPORT + ["--out", "{new}", "--untrained", "--image-size", "32",
+                                         "--eval-dataset", "cifar100"],
+     r"--eval-dataset cifar100 needs --data-dir DIR"),
+    ("report-eval-classes", REPORT + ["--out", "{new}", "--untrained", "--image-size", "32",
+                                      "--num-classes", "5", "--eval-dataset", "digits"],
+     r"--num-classes 5 but digits has 10 classes"),
+    ("report-eval-typo", REPORT + ["--out", "{new}", "--eval-dataset", "digit"],
+     r"unknown dataset 'digit' \(did you mean 'digits'\?\)"),
+    ("report-rf-inputs-typo", REPORT + ["--out", "{new}", "--rf-inputs", "imag"],
+     r"unknown RF input 'imag' \(did you mean 'image'\?\)"),
+    ("report-rf-images-noise", REPORT + ["--out", "{new}", "--untrained", "--image-size", "32",
+                                         "--rf-inputs", "noise", "--rf-images", "{images}"],
+     r"--rf-images is only used with --rf-inputs image"),
+    ("report-n-inputs-1", REPORT + ["--out", "{new}", "--n-inputs", "1"],
+     r"--n-inputs: must be an integer in \[2, 1000\]"),
+    ("report-out-file", REPORT + ["--out", "{file}"], r"--out: .*exists and is a file"),
+    ("report-unknown-model", ["report", "--models", "lp2-alexnett", "--out", "{new}"],
+     r"unknown architecture 'alexnett'"),
     # allen
     ("allen-info-cre-typo", ["allen", "info", "--cache", "{cache}", "--cre-lines", "Cux2"], r"did you mean 'Cux2-CreERT2'"),
     ("allen-info-csv-dir", ["allen", "info", "--cache", "{cache}", "--csv", "{dir}"], r"--csv: .*a_folder is a folder"),

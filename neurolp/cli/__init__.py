@@ -37,6 +37,7 @@ COMMANDS: tuple[str, ...] = (
     "allen",
     "rsa",
     "mmv1",
+    "report",
 )
 
 

@@ -21,13 +21,15 @@ NAME = "allen"
 HELP = "download and inspect Allen Brain Observatory natural-scene data"
 
 
-def selection_args(p, *, cache_flag: str = "--cache", must_exist: bool = True) -> None:
-    """The Allen selection options (areas, Cre lines, depths), shared with `neurolp rsa`."""
+def selection_args(p, *, cache_flag: str = "--cache", must_exist: bool = True,
+                   required: bool = True) -> None:
+    """The Allen selection options (areas, Cre lines, depths), shared with `neurolp rsa` (where the
+    cache is one of two brain sources, so not ``required``)."""
     from neurolp.brain.selection import (ALL_AREAS, ALLEN_CRE_LINES, PAPER_AREAS, PAPER_CRE_LINES,
                                          PAPER_DEPTHS)
     from neurolp.cli.options import Choice, InPath, Int, OutDir
 
-    p.add_argument(cache_flag, dest=cache_flag.lstrip("-").replace("-", "_"), required=True,
+    p.add_argument(cache_flag, dest=cache_flag.lstrip("-").replace("-", "_"), required=required,
                    type=InPath("dir") if must_exist else OutDir(), metavar="DIR",
                    help="the AllenSDK cache folder (holds manifest.json)")
     p.add_argument("--areas", nargs="+", type=Choice(ALL_AREAS, "visual area"),

@@ -8,6 +8,8 @@
 * :func:`mice_ceiling` / :func:`split_half_ceiling` — noise ceilings;
 * :func:`score_layers` — layer × area scores, bootstrap CIs, max and cross-validated layer choice;
 * :func:`run_rsa` — the whole ``neurolp rsa`` pipeline; :data:`PRESETS` — ``default``, ``lpconv``;
+* :func:`run_rsa_neural` — the same against any neural data set (``neurolp rsa --neural``);
+* :func:`select_reliable` — neuron selection by split-half reliability (Spearman–Brown);
 * :func:`to_rsatoolbox` — export to rsatoolbox ``RDMs``.
 """
 
@@ -17,9 +19,11 @@ from neurolp.rsa.ceilings import mice_ceiling, pool_vectors, split_half_ceiling
 from neurolp.rsa.compare import COMPARATORS, compare_matrix, compare_pairs, prepare
 from neurolp.rsa.export import brain_to_rsatoolbox, layers_to_rsatoolbox, to_rsatoolbox
 from neurolp.rsa.kendall import RankedVectors, kendall_tau, kendall_tau_matrix, kernel_backend
+from neurolp.rsa.neural import default_normaliser, run_rsa_neural
 from neurolp.rsa.pipeline import (PRESETS, ModelSource, RSAConfig, RSAResult, load_model_source,
                                   model_rsms, run_rsa)
 from neurolp.rsa.rsm import pearson_rsm, rsm_vector, vector_to_rsm
+from neurolp.rsa.reliability import neuron_reliability, select_reliable, spearman_brown
 from neurolp.rsa.scores import ScoreConfig, ScoreTables, score_layers
 
 __all__ = ["kendall_tau", "kendall_tau_matrix", "RankedVectors", "kernel_backend", "COMPARATORS",
@@ -28,4 +32,5 @@ __all__ = ["kendall_tau", "kendall_tau_matrix", "RankedVectors", "kernel_backend
            "AreaRSMs", "brain_rsms", "mice_ceiling", "pool_vectors", "split_half_ceiling",
            "ScoreConfig", "ScoreTables", "score_layers", "PRESETS", "ModelSource", "RSAConfig",
            "RSAResult", "load_model_source", "model_rsms", "run_rsa", "to_rsatoolbox",
-           "brain_to_rsatoolbox", "layers_to_rsatoolbox"]
+           "brain_to_rsatoolbox", "layers_to_rsatoolbox", "run_rsa_neural", "default_normaliser",
+           "select_reliable", "neuron_reliability", "spearman_brown"]

@@ -35,6 +35,8 @@ class AreaRSMs:
     ``vectors[k]`` is the k-th RSM's strict lower triangle: one per mouse (``kind="mouse"``,
     ``labels`` = mouse ids) or one per random trial half (``kind="pooled"``). ``half_pairs`` is
     ``[n_groups, n_trial_splits, 2, n]`` (disjoint trial halves, for the split-half ceiling).
+    ``ceiling`` holds noise ceilings that came with the data (``neurolp rsa --neural``): the scores
+    use them instead of computing the across-mice bounds.
     """
 
     area: str
@@ -45,6 +47,7 @@ class AreaRSMs:
     half_pairs: np.ndarray | None = None
     full_vectors: np.ndarray | None = None   # pooled: the RSM of all trials, for reference
     report: pd.DataFrame = field(default_factory=pd.DataFrame)
+    ceiling: tuple[float, float] | None = None  # (lower, upper) given with the data: used as given
 
 
 def _half_masks(arr: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -114,7 +117,7 @@ def brain_rsms(brain: BrainResponses, *, population: str = "mouse", centre: bool
                 rsm, info = pearson_rsm(X, centre=centre)
                 row = {"area": area, "population": f"mouse {mouse}", "mouse": str(mouse),
                        "experiments": len(eids), "containers": df["container_id"].nunique(),
-                       "depths": ",".join(str(int(d)) for d in sorted(set(df["depth"]))),
+                       "depths": _depths(df["depth"]),
                        "layers": ",".join(sorted(set(df["layer"]))),
                        "neurons": info.n_units, "dead_neurons": info.n_dead,
                        "nan_neurons": info.n_nan, "neurons_used": info.n_used,
@@ -156,7 +159,7 @@ def brain_rsms(brain: BrainResponses, *, population: str = "mouse", centre: bool
             report.append({"area": area, "population": "pooled", "mouse": "",
                            "experiments": len(eids), "containers": sub["container_id"].nunique(),
                            "mice": sub["mouse"].nunique(),
-                           "depths": ",".join(str(int(d)) for d in sorted(set(sub["depth"]))),
+                           "depths": _depths(sub["depth"]),
                            "layers": ",".join(sorted(set(sub["layer"]))),
                            "neurons": info.n_units, "dead_neurons": info.n_dead,
                            "nan_neurons": info.n_nan, "neurons_used": info.n_used,
@@ -169,6 +172,11 @@ def brain_rsms(brain: BrainResponses, *, population: str = "mouse", centre: bool
     for a, obj in out.items():
         obj.report = rep[rep["area"] == a].reset_index(drop=True)
     return out, rep
+
+
+def _depths(values) -> str:
+    """Imaging depths as "175,275" (none for data without depths, e.g. a --neural file)."""
+    return ",".join(str(int(d)) for d in sorted(set(values)) if pd.notna(d))
 
 
 def _split_pairs(trials: "_Trials", eids, k: int, rng, centre: bool) -> np.ndarray:

@@ -26,7 +26,7 @@ import pandas as pd
 from neurolp.errors import CheckpointError, ConfigError, InputError
 
 __all__ = ["RSAConfig", "PRESETS", "ModelSource", "RSAResult", "load_model_source", "run_rsa",
-           "model_rsms"]
+           "model_rsms", "score_sources", "reliable_population", "merge_reliability"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,8 @@ class RSAConfig:
     seed: int = 0
     threads: int | None = None
     mouse_draws: int = 4
+    reliability: float | None = None   # keep neurons with split-half reliability (Spearman–Brown) >= this
+    reliability_splits: int = 10
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -79,15 +81,19 @@ class RSAConfig:
         try:
             for name, lo in (("n_boot", 0), ("cv_splits", 2), ("min_neurons", 1), ("n_splits", 0),
                              ("n_trial_splits", 0), ("window_start", 0), ("window_frames", 1),
-                             ("baseline_frames", 0), ("seed", 0), ("mouse_draws", 1)):
+                             ("baseline_frames", 0), ("seed", 0), ("mouse_draws", 1),
+                             ("reliability_splits", 1)):
                 check_int(getattr(self, name), name, min=lo)
             for name in ("batch_size", "max_features", "threads"):
                 if getattr(self, name) is not None:
                     check_int(getattr(self, name), name, min=1)
             check_float(self.ci, "ci", min=0, max=1, min_open=True, max_open=True)
+            if self.reliability is not None:
+                check_float(self.reliability, "reliability", min=-1, max=1)
             for name, choices in (("population", ("mouse", "pooled")),
                                   ("comparator", ("tau_a", "tau_b", "spearman", "pearson")),
-                                  ("normalise_by", ("lower", "upper", "split-half")),
+                                  ("normalise_by", ("lower", "upper", "split-half", "none")),
+                                  ("crop", ("left", "center", "pad", "stretch")),
                                   ("pool", ("mean", "rank")), ("aggregate", ("mean", "median")),
                                   ("layer_selection", ("max", "cv")), ("signal", ("events", "dff")),
                                   ("response_aggregate", ("mean", "sum")),
@@ -95,7 +101,7 @@ class RSAConfig:
                 check_choice(getattr(self, name), name, choices)
         except InputError as exc:
             raise ConfigError(f"invalid RSA option: {exc}") from None
-        if self.population == "pooled" and self.normalise_by != "split-half":
+        if self.population == "pooled" and self.normalise_by not in ("split-half", "none"):
             raise ConfigError("the pooled population has no mice, so no across-mice ceiling: use "
                               "--normalise-by split-half (the lpconv preset does)")
         if self.population == "pooled" and self.n_boot:
@@ -104,6 +110,9 @@ class RSAConfig:
                               "trial split-half RSMs instead: use --bootstrap 0")
         if self.population == "pooled" and self.layer_selection == "cv":
             raise ConfigError("--layer-selection cv is implemented for the per-mouse pipeline")
+        if self.population == "pooled" and self.normalise_by == "none":
+            raise ConfigError("the pooled population is normalised by its split-half ceiling: use "
+                              "--normalise-by split-half")
         if self.normalise_by == "split-half" and self.n_trial_splits < 1:
             raise ConfigError("normalising by the split-half ceiling needs --trial-splits >= 1")
         if self.population == "pooled" and self.n_splits < 1:
@@ -172,6 +181,7 @@ def load_model_source(name: str, *, checkpoint: str | Path | None = None, store=
         from neurolp.models import check_input_size
 
         check_input_size(model, size, canon)
+        model = model.to(device)   # as a loaded checkpoint: activations run where the model is
         # normalised as a training run would have been
         return ModelSource(canon, model, size, dict(DEFAULT_NORMALIZATION), None,
                            {"untrained": True, "seed": seed}, f"{canon} (untrained)")
@@ -208,12 +218,17 @@ class RSAResult:
     response_params: dict | None = None
     from_cache: bool = False
     timings: dict = field(default_factory=dict)   # seconds per stage
+    reliability: pd.DataFrame | None = None       # per neuron, when selected by reliability
+    notes: list = field(default_factory=list)     # data-dependent choices, printed in the summary
+    brain_source: str = "allen"                   # "allen" | "neural"
 
     def summary_lines(self) -> list[str]:
         cfg = self.config
+        norm = ("not normalised (no noise ceiling)" if cfg.normalise_by == "none" else
+                f"normalised by the {cfg.normalise_by} ceiling")
         lines = [f"preset: {cfg.preset} (population={cfg.population}, comparator={cfg.comparator}, "
-                 f"normalised by the {cfg.normalise_by} ceiling, aggregate={cfg.aggregate}, "
-                 f"bootstrap={cfg.n_boot})"]
+                 f"{norm}, aggregate={cfg.aggregate}, bootstrap={cfg.n_boot})"]
+        lines += [f"note: {n}" for n in self.notes]
         for model, df in self.maxima.groupby("model", sort=False):
             allrow = df[df["area"] == "all"]
             if len(allrow):
@@ -263,14 +278,15 @@ def _undefined_reasons(scores: pd.DataFrame, excluded: pd.DataFrame) -> str:
     return "; ".join(parts) or "ceilings are zero or undefined"
 
 
-def model_rsms(source: ModelSource, templates: np.ndarray, cfg: RSAConfig, layers=None,
-               device: str = "cpu", progress: bool = False):
-    """Layer RSMs of one model on the natural scenes, with the stimulus spec used."""
+def model_rsms(source: ModelSource, templates, cfg: RSAConfig, layers=None,
+               device: str = "cpu", progress: bool = False, *, scale: float | None = None):
+    """Layer RSMs of one model on the stimuli (the Allen templates, or a list of images of any
+    size: see :func:`~neurolp.brain.stimuli.preprocess_stimuli`), with the stimulus spec used."""
     from neurolp.brain.stimuli import preprocess_stimuli, stimulus_spec
     from neurolp.rsa.activations import layer_rsms
 
     spec = stimulus_spec(cfg.stimuli, source.image_size, source.normalization, crop=cfg.crop)
-    inputs = preprocess_stimuli(templates, spec)
+    inputs = preprocess_stimuli(templates, spec, scale=scale)
     lr = layer_rsms(source.model, inputs, layers, centre=cfg.centre, batch_size=cfg.batch_size,
                     max_features=cfg.max_features, reduce=cfg.reduce, seed=cfg.seed, device=device,
                     progress=progress)
@@ -285,13 +301,9 @@ def run_rsa(sources: Sequence[ModelSource], allen_cache, config: RSAConfig | Non
     from neurolp.brain.selection import Selection
     from neurolp.brain.stimuli import natural_scene_templates
     from neurolp.rsa.brain_rsms import brain_rsms
-    from neurolp.rsa.scores import ScoreConfig, score_layers
 
-    import time
-
-    clock = time.perf_counter
     timings: dict[str, float] = {}
-    t0 = clock()
+    t0 = _clock()
     cfg = (config or RSAConfig.from_preset("default")).validate()
     if not sources:
         raise ConfigError("no model to score")
@@ -302,18 +314,20 @@ def run_rsa(sources: Sequence[ModelSource], allen_cache, config: RSAConfig | Non
                             cfg.baseline_frames)
     brain = load_responses(allen_cache, selection, params, allow_partial=allow_partial,
                            progress=progress)
-    timings["brain responses"] = clock() - t0
-    t0 = clock()
+    timings["brain responses"] = _clock() - t0
+    t0 = _clock()
     templates = natural_scene_templates(allen_cache)
-    timings["stimulus templates"] = clock() - t0
-    t0 = clock()
+    timings["stimulus templates"] = _clock() - t0
+    t0 = _clock()
     if templates.shape[0] != brain.n_images:
         raise ConfigError(f"{templates.shape[0]} stimulus templates but responses to "
                           f"{brain.n_images} images")
+    brain, neurons, rel = reliable_population(brain, cfg, progress)
     rsms, report = brain_rsms(brain, population=cfg.population, centre=cfg.centre,
                               min_neurons=cfg.min_neurons, n_splits=cfg.n_splits,
                               n_trial_splits=cfg.n_trial_splits, seed=cfg.seed)
-    timings["brain RSMs"] = clock() - t0
+    report = merge_reliability(report, rel)
+    timings["brain RSMs"] = _clock() - t0
     excluded = [brain.excluded.assign(kind="experiment")[["kind", "experiment_id", "reason"]]
                 .rename(columns={"experiment_id": "item"})] if len(brain.excluded) else []
     absent = [a for a in selection.areas if a not in set(brain.experiments["area"])]
@@ -321,6 +335,62 @@ def run_rsa(sources: Sequence[ModelSource], allen_cache, config: RSAConfig | Non
         excluded.append(pd.DataFrame({"kind": "area", "item": absent,
                                       "reason": "no natural-scene experiment of the selection in "
                                                 "the cache"}))
+    res = score_sources(sources, templates, rsms, report, cfg, excluded, n_images=brain.n_images,
+                        layers=layers, device=device, keep_rsms=keep_rsms, progress=progress,
+                        timings=timings)
+    res.selection = selection.to_dict()
+    res.brain_summary = brain.summary()
+    res.response_params = params.to_dict()
+    res.from_cache = brain.from_cache
+    res.reliability = neurons
+    return res
+
+
+def _clock() -> float:
+    import time
+
+    return time.perf_counter()
+
+
+def reliable_population(brain, cfg: RSAConfig, progress: bool = False):
+    """``(brain, per-neuron table, per-population table)``: the reliable neurons only when
+    ``cfg.reliability`` is set (see :mod:`neurolp.rsa.reliability`), else ``brain`` unchanged."""
+    if cfg.reliability is None:
+        return brain, None, None
+    from neurolp.rsa.reliability import select_reliable
+
+    return select_reliable(brain, cfg.reliability, n_splits=cfg.reliability_splits, seed=cfg.seed,
+                           progress=progress)
+
+
+def merge_reliability(report: pd.DataFrame, rel: pd.DataFrame | None) -> pd.DataFrame:
+    """Add the neurons recorded before the reliability selection and their median reliability
+    to the brain report (per mouse/subject, or per area for a pooled population)."""
+    if rel is None or report.empty:
+        return report
+    report = report.copy()
+    before, med = [], []
+    for r in report.itertuples(index=False):
+        sel = rel[(rel["area"] == r.area) & ((rel["mouse"] == str(r.mouse)) if r.mouse else True)]
+        before.append(int(sel["neurons"].sum()))
+        med.append(float(sel["reliability_median"].median()) if len(sel) else np.nan)
+    report["neurons_recorded"] = before
+    report["reliability_median"] = med
+    report["reliability_threshold"] = float(rel["threshold"].iloc[0]) if len(rel) else np.nan
+    return report
+
+
+def score_sources(sources: Sequence[ModelSource], templates, rsms: dict, report: pd.DataFrame,
+                  cfg: RSAConfig, excluded: list, *, n_images: int, layers=None,
+                  device: str = "cpu", keep_rsms: bool = False, progress: bool = False,
+                  timings: dict | None = None, scale: float | None = None,
+                  stimuli_note: str = "", undefined_hint: str | None = None) -> RSAResult:
+    """Layer RSMs of every model on ``templates`` scored against the brain RSMs ``rsms`` (the part
+    of the pipeline shared by the Allen data and ``--neural`` files)."""
+    from neurolp.rsa.scores import ScoreConfig, score_layers
+
+    timings = {} if timings is None else timings
+    excluded = list(excluded)
     bad = report[~report["included"]] if "included" in report else report.iloc[0:0]
     if len(bad):
         excluded.append(pd.DataFrame({"kind": "mouse", "item": bad["area"] + "/" + bad["mouse"],
@@ -330,16 +400,18 @@ def run_rsa(sources: Sequence[ModelSource], allen_cache, config: RSAConfig | Non
                        cfg.mouse_draws)
     all_scores, all_samples, all_max, all_info, stim = [], [], [], [], {}
     model_rsm_store = {}
+    shared: dict = {}   # brain-only bootstrap work, done for the first model and reused
     for src in sources:
-        t0 = clock()
-        lr, spec = model_rsms(src, templates, cfg, layers, device=device, progress=progress)
-        timings[f"{src.display}: layer RSMs"] = clock() - t0
-        t0 = clock()
+        t0 = _clock()
+        lr, spec = model_rsms(src, templates, cfg, layers, device=device, progress=progress,
+                              scale=scale)
+        timings[f"{src.display}: layer RSMs"] = _clock() - t0
+        t0 = _clock()
         vectors = lr.vectors()
-        tables = score_layers(lr.names, vectors, rsms, scfg, n_images=brain.n_images,
-                              progress=progress)
+        tables = score_layers(lr.names, vectors, rsms, scfg, n_images=n_images,
+                              progress=progress, cache=shared)
         timings[f"{src.display}: scores"
-                f"{f' + {cfg.n_boot} bootstrap samples' if cfg.n_boot else ''}"] = clock() - t0
+                f"{f' + {cfg.n_boot} bootstrap samples' if cfg.n_boot else ''}"] = _clock() - t0
         ident = {"model": src.display, "checkpoint": src.checkpoint or "", "preset": cfg.preset,
                  "comparator": cfg.comparator, "stimuli": cfg.stimuli}
         info = lr.info.copy()
@@ -361,7 +433,7 @@ def run_rsa(sources: Sequence[ModelSource], allen_cache, config: RSAConfig | Non
         all_samples.append(tables.samples)
         all_max.append(tables.maxima)
         all_info.append(info)
-        stim[src.display] = spec.describe()
+        stim[src.display] = spec.describe() + (f"; {stimuli_note}" if stimuli_note else "")
         if keep_rsms:
             model_rsm_store[src.display] = lr
     exc = pd.concat(excluded, ignore_index=True) if excluded else pd.DataFrame(
@@ -369,13 +441,13 @@ def run_rsa(sources: Sequence[ModelSource], allen_cache, config: RSAConfig | Non
     scores = pd.concat(all_scores, ignore_index=True)
     if not scores["normalised"].notna().any():
         raise InputError("every layer × area score is undefined, so there is nothing to report: "
-                         + _undefined_reasons(scores, exc)
-                         + "; widen the selection (--areas/--depths/--cre-lines), lower "
-                           "--min-neurons, or use --normalise-by split-half")
+                         + _undefined_reasons(scores, exc) + "; "
+                         + (undefined_hint or "widen the selection (--areas/--depths/--cre-lines), "
+                                              "lower --min-neurons, or use --normalise-by "
+                                              "split-half"))
     return RSAResult(scores,
                      pd.concat(all_samples, ignore_index=True),
                      pd.concat(all_max, ignore_index=True), report,
-                     pd.concat(all_info, ignore_index=True), cfg, selection.to_dict(), stim, exc,
-                     brain.summary(), rsms if keep_rsms else None,
-                     model_rsm_store if keep_rsms else None,
-                     params.to_dict(), brain.from_cache, timings)
+                     pd.concat(all_info, ignore_index=True), cfg, {}, stim, exc,
+                     None, rsms if keep_rsms else None,
+                     model_rsm_store if keep_rsms else None, None, False, timings)

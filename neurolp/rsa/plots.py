@@ -115,8 +115,8 @@ def plot_layer_profiles(scores: pd.DataFrame, path: str | Path, *, value: str = 
             if lo_col in df and df[lo_col].notna().any():
                 ax.fill_between(x, df[lo_col], df[hi_col], color=c, alpha=0.18, lw=0)
         ax.axhline(0, color="0.6", lw=0.6)
-        top = np.nanmax(scores[hi_col if hi_col in scores else value].to_numpy(float)) \
-            if len(scores) else 0.0
+        col = hi_col if hi_col in scores and scores[hi_col].notna().any() else value
+        top = np.nanmax(scores[col].to_numpy(float)) if scores[col].notna().any() else 0.0
         if value == "normalised" and top > 0.5:   # the ceiling line only when scores get near it
             ax.axhline(1, color="0.3", lw=0.6, ls="--")
         ax.set_title(area, fontsize=9)
@@ -181,7 +181,9 @@ def plot_max_comparison(per_model: pd.DataFrame, maxima: pd.DataFrame, tests: pd
         h = float(top["max_normalised"])
         ax.bar(k, h, color=c, alpha=0.75, width=0.7)
         if "max_ci_low" in top and pd.notna(top.get("max_ci_low")):
-            ax.errorbar(k, h, yerr=[[h - top["max_ci_low"]], [top["max_ci_high"] - h]],
+            # (a CI from few mice need not contain the point estimate: no negative bar)
+            ax.errorbar(k, h, yerr=[[max(h - top["max_ci_low"], 0.0)],
+                                    [max(top["max_ci_high"] - h, 0.0)]],
                         color="k", capsize=3, lw=1)
         s = per_model.loc[per_model["model"] == m, "normalised"].to_numpy(float)
         ax.scatter(k + rng.uniform(-0.18, 0.18, len(s)), s, s=7, color="k", alpha=0.55, lw=0,

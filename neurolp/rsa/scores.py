@@ -4,7 +4,12 @@ Per-mouse pipeline (default): for layer ℓ and area a,
 
     raw(ℓ, a)        = mean over mice m of sim(RSM_ℓ, RSM_{a,m})
     normalised(ℓ, a) = raw(ℓ, a) / ceiling(a)        (ceiling = the across-mice lower bound by
-                                                      default; "upper" and "split-half" on request)
+                                                      default; "upper" and "split-half" on request,
+                                                      "none": normalised = raw)
+
+An "area" can be any recording site and a "mouse" any subject (``neurolp rsa --neural``); ceilings
+that come with the data (``AreaRSMs.ceiling``) replace the computed across-mice bounds, are
+reported as given (``ceiling_source`` = "file") and are held fixed in the bootstrap.
 
 A normalised score above 1 is **flagged** (``above_ceiling``), never clipped; nothing is squared.
 
@@ -44,14 +49,14 @@ from neurolp.rsa.rsm import tril_index
 
 __all__ = ["ScoreConfig", "ScoreTables", "score_layers", "NORMALISERS", "LAYER_SELECTIONS"]
 
-NORMALISERS = ("lower", "upper", "split-half")
+NORMALISERS = ("lower", "upper", "split-half", "none")
 LAYER_SELECTIONS = ("max", "cv")
 
 
 @dataclass(frozen=True)
 class ScoreConfig:
     comparator: str = "tau_a"
-    normalise_by: str = "lower"          # "lower" | "upper" | "split-half"
+    normalise_by: str = "lower"          # "lower" | "upper" | "split-half" | "none" (= raw)
     pool: str = "mean"                   # pooled RSM for the across-mice ceiling
     aggregate: str = "mean"              # over mice (mouse) or splits (pooled): "mean" | "median"
     n_boot: int = 1000
@@ -109,8 +114,13 @@ def _pct(a: np.ndarray, ci: float, axis=0):
 
 def score_layers(layer_names: list[str], layer_vectors: np.ndarray, brain: dict[str, AreaRSMs],
                  config: ScoreConfig | None = None, *, n_images: int | None = None,
-                 progress: bool = False) -> ScoreTables:
-    """Scores of every layer against every area (see the module docstring)."""
+                 progress: bool = False, cache: dict | None = None) -> ScoreTables:
+    """Scores of every layer against every area (see the module docstring).
+
+    ``cache``: a dict shared by the calls for several models against the same ``brain`` and
+    config. The bootstrap's noise ceilings depend on the brain alone (the resampling sequence is the
+    same for every model), so they are computed for the first model and reused, bit for bit.
+    """
     cfg = config or ScoreConfig()
     X = np.atleast_2d(np.asarray(layer_vectors, dtype=np.float64))
     if len(layer_names) != len(X):
@@ -124,7 +134,7 @@ def score_layers(layer_names: list[str], layer_vectors: np.ndarray, brain: dict[
     kind = kinds.pop()
     px = prepare(X)
     if kind == "mouse":
-        return _score_mice(layer_names, px, brain, cfg, n_images, progress)
+        return _score_mice(layer_names, px, brain, cfg, n_images, progress, cache)
     return _score_pooled(layer_names, px, brain, cfg, n_images)
 
 
@@ -133,8 +143,13 @@ def score_layers(layer_names: list[str], layer_vectors: np.ndarray, brain: dict[
 # ------------------------------------------------------------------------------------------------
 
 def _ceilings(area: AreaRSMs, py, cfg: ScoreConfig, *, weights=None, mult=None) -> dict:
+    if area.ceiling is not None:  # given with the data: used as given, never recomputed
+        nan = np.full(len(area.labels), np.nan)
+        return {"lower": float(area.ceiling[0]), "upper": float(area.ceiling[1]),
+                "lower_per_mouse": nan, "upper_per_mouse": nan, "source": "file"}
     c = mice_ceiling(area.vectors, cfg.comparator, cfg.pool, weights=weights, mult=mult,
                      prepared=py, threads=cfg.threads)
+    c["source"] = "computed"
     return c
 
 
@@ -145,7 +160,8 @@ def _split_half_per_mouse(area: AreaRSMs, cfg: ScoreConfig) -> np.ndarray:
     return _agg(vals, "mean", axis=1)
 
 
-def _score_mice(names, px, brain, cfg: ScoreConfig, n_images, progress) -> ScoreTables:
+def _score_mice(names, px, brain, cfg: ScoreConfig, n_images, progress,
+                cache: dict | None = None) -> ScoreTables:
     L = len(names)
     areas = [a for a in brain if len(brain[a].labels) > 0]
     empty = [a for a in brain if len(brain[a].labels) == 0]
@@ -161,12 +177,17 @@ def _score_mice(names, px, brain, cfg: ScoreConfig, n_images, progress) -> Score
         c = _ceilings(area, py, cfg)
         sh_m = _split_half_per_mouse(area, cfg)
         sh = float(_agg(sh_m, "mean")) if np.any(~np.isnan(sh_m)) else np.nan
-        denom = {"lower": c["lower"], "upper": c["upper"], "split-half": sh}[cfg.normalise_by]
+        denom = {"lower": c["lower"], "upper": c["upper"], "split-half": sh,
+                 "none": 1.0}[cfg.normalise_by]
+        source = {"lower": c["source"], "upper": c["source"], "split-half": "computed",
+                  "none": "none"}[cfg.normalise_by]
         with np.errstate(invalid="ignore", divide="ignore"):
             normalised = raw / denom if denom and not np.isnan(denom) else np.full(L, np.nan)
         norm[a], raw_tab[a] = normalised, raw
         note = ""
-        if len(area.labels) < 2:
+        if cfg.normalise_by == "none":
+            note = "no noise ceiling: normalised = raw"
+        elif len(area.labels) < 2 and area.ceiling is None and cfg.normalise_by != "split-half":
             note = "one mouse only: no across-mice ceiling (use --normalise-by split-half)"
         elif not np.isnan(denom) and denom <= 0:
             note = f"ceiling {denom:.3g} <= 0: normalised score undefined"
@@ -174,10 +195,11 @@ def _score_mice(names, px, brain, cfg: ScoreConfig, n_images, progress) -> Score
             norm[a] = normalised
         for li, nm in enumerate(names):
             rows.append({"layer": nm, "layer_index": li, "area": a, "n_groups": len(area.labels),
-                         "n_neurons": int(np.sum(area.n_neurons)), "raw": raw[li],
-                         "ceiling_lower": c["lower"], "ceiling_upper": c["upper"],
+                         "n_neurons": int(np.sum(area.n_neurons)) if len(area.n_neurons) else np.nan,
+                         "raw": raw[li], "ceiling_lower": c["lower"], "ceiling_upper": c["upper"],
                          "ceiling_split_half": sh, "normaliser": cfg.normalise_by,
-                         "ceiling": denom, "normalised": normalised[li], "note": note})
+                         "ceiling": np.nan if cfg.normalise_by == "none" else denom,
+                         "ceiling_source": source, "normalised": normalised[li], "note": note})
             for mi, mouse in enumerate(area.labels):
                 samples.append({"layer": nm, "layer_index": li, "area": a, "group": mouse,
                                 "group_kind": "mouse", "raw": T[li, mi],
@@ -191,11 +213,11 @@ def _score_mice(names, px, brain, cfg: ScoreConfig, n_images, progress) -> Score
             "layer": nm, "layer_index": li, "area": a, "n_groups": 0, "n_neurons": 0,
             "raw": np.nan, "ceiling_lower": np.nan, "ceiling_upper": np.nan,
             "ceiling_split_half": np.nan, "normaliser": cfg.normalise_by, "ceiling": np.nan,
-            "normalised": np.nan, "note": "no mouse with enough neurons"}
+            "ceiling_source": "none", "normalised": np.nan, "note": "no mouse with enough neurons"}
             for li, nm in enumerate(names)])], ignore_index=True)
     boot = None
     if cfg.n_boot and areas:
-        boot = _bootstrap_mice(names, px, brain, areas, prepared, cfg, n_images, progress)
+        boot = _bootstrap_mice(names, px, brain, areas, prepared, cfg, n_images, progress, cache)
         scores = _attach_ci(scores, boot, areas, cfg)
     else:
         for col in ("raw_ci_low", "raw_ci_high", "ci_low", "ci_high"):
@@ -213,7 +235,8 @@ def _entry_mult(counts: np.ndarray, n_images: int) -> np.ndarray:
     return (counts[i] * counts[j]).astype(np.int64)
 
 
-def _bootstrap_mice(names, px, brain, areas, prepared, cfg: ScoreConfig, n_images, progress) -> dict:
+def _bootstrap_mice(names, px, brain, areas, prepared, cfg: ScoreConfig, n_images, progress,
+                    cache: dict | None = None) -> dict:
     """Joint bootstrap over images and mice.
 
     Each image resample (images drawn with replacement: entry multiplicities c_i·c_j) is combined
@@ -235,6 +258,11 @@ def _bootstrap_mice(names, px, brain, areas, prepared, cfg: ScoreConfig, n_image
     ii, jj = np.meshgrid(np.arange(L), np.arange(M_all), indexing="ij")
     layer_mouse = np.stack([ii.ravel(), jj.ravel()], 1)
     need_ceiling = cfg.normalise_by in ("lower", "upper")
+    key = ("bootstrap ceilings", id(brain), tuple(areas), n_images, B, K, cfg.seed, cfg.pool,
+           cfg.comparator, cfg.aggregate)
+    cached = cache.get(key) if cache is not None and need_ceiling else None
+    if cached is not None:   # the same draws for every model: only the model side is computed
+        need_ceiling = False
     n_img_samples = -(-B // K)
     iterator = range(n_img_samples)
     if progress:
@@ -264,6 +292,9 @@ def _bootstrap_mice(names, px, brain, areas, prepared, cfg: ScoreConfig, n_image
                                            axis=1)
                 if not need_ceiling:
                     continue
+                if brain[a].ceiling is not None:  # given with the data: fixed, not resampled
+                    lower_b[b, ai], upper_b[b, ai] = brain[a].ceiling
+                    continue
                 V = brain[a].vectors
                 start = len(pooled)
                 pooled.append(pool_vectors(V, d, cfg.pool, mult=mult, prepared=prepared[a]))
@@ -289,6 +320,10 @@ def _bootstrap_mice(names, px, brain, areas, prepared, cfg: ScoreConfig, n_image
                     lo = cv[st + nu:st + nu + nl]
                     ok = ~np.isnan(lo)
                     lower_b[b, ai] = np.sum(lo[ok] * w[ok]) / w[ok].sum() if ok.any() else np.nan
+    if cached is not None:
+        lower_b, upper_b = cached[0].copy(), cached[1].copy()
+    elif cache is not None and need_ceiling:
+        cache[key] = (lower_b.copy(), upper_b.copy(), brain)   # brain kept: its id stays unique
     return {"raw": raw_b, "lower": lower_b, "upper": upper_b, "areas": areas,
             "image_samples": n_img_samples, "mouse_draws": K}
 
@@ -299,6 +334,8 @@ def _normalised_boot(boot, cfg: ScoreConfig, scores_split_half: dict[str, float]
         den = boot["lower"]
     elif cfg.normalise_by == "upper":
         den = boot["upper"]
+    elif cfg.normalise_by == "none":
+        den = np.ones_like(boot["lower"])
     else:  # split-half ceiling is not resampled: the point value
         den = np.broadcast_to(np.array([scores_split_half[a] for a in boot["areas"]]),
                               boot["lower"].shape)
@@ -390,7 +427,9 @@ def _subset_scores(px, brain, areas, prepared, cfg: ScoreConfig, mult) -> dict[s
         py = prepared[a]
         T = compare_matrix(px, py, cfg.comparator, mult=mult, threads=cfg.threads)
         raw = _agg(T, cfg.aggregate, axis=1)
-        if cfg.normalise_by == "split-half":
+        if cfg.normalise_by == "none":
+            den = 1.0
+        elif cfg.normalise_by == "split-half":
             den = np.nan
             if brain[a].half_pairs is not None:
                 den = float(_agg(_agg(split_half_ceiling(brain[a].half_pairs, cfg.comparator,
@@ -478,7 +517,8 @@ def _score_pooled(names, px, brain, cfg: ScoreConfig, n_images) -> ScoreTables:
                          "n_neurons": int(area.n_neurons[0]) if area.n_neurons else 0,
                          "raw": raw[li], "ceiling_lower": np.nan, "ceiling_upper": np.nan,
                          "ceiling_split_half": ceiling, "normaliser": "split-half",
-                         "ceiling": ceiling, "normalised": normalised[li],
+                         "ceiling": ceiling, "ceiling_source": "computed",
+                         "normalised": normalised[li],
                          "spread": float(np.nanstd(T[li]) / ceiling / 2) if ceiling else np.nan,
                          "raw_ci_low": rlo[li], "raw_ci_high": rhi[li], "ci_low": lo[li],
                          "ci_high": hi[li], "n_ceiling_splits": int(nc.size),
