@@ -36,6 +36,7 @@ COMMANDS: tuple[str, ...] = (
     "checkpoints",
     "allen",
     "rsa",
+    "sudoku",
 )
 
 
