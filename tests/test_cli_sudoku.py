@@ -78,7 +78,7 @@ def _one_line_error(capsys, argv, message, tmp_path, out="o"):
     (["sudoku", "make", "--n", "5", "--blanks", "70", "--out", "o"], "blanks must satisfy 0 <= LO <= HI <= 64"),
     (["sudoku", "make", "--n", "5", "--blanks", "50-40", "--out", "o"], "got 50-40"),
     (["sudoku", "train", "--generate", "100", "--variant", "lp2x", "--out", "o"], "argument --variant"),
-    (["sudoku", "train", "--out", "o"], "needs --data CSV or --generate N"),
+    (["sudoku", "train", "--preset", "paper", "--out", "o"], "--preset paper needs --data CSV"),
     (["sudoku", "train", "--generate", "5", "--out", "o"], "argument --generate: must be an integer >= 10, got 5"),
     (["sudoku", "train", "--data", "missing.csv", "--out", "o"], "missing.csv"),
     (["sudoku", "train", "--generate", "100", "--lr", "-1", "--out", "o"], "argument --lr"),

@@ -30,6 +30,7 @@ NAME = "sudoku"
 HELP = "Sudoku challenge: make puzzles, train SudokuCNN variants, analyse Lp-masks (Fig. 4-5)"
 
 S = argparse.SUPPRESS
+QUICK_GENERATE = 20000  # puzzles the quick preset generates when neither --data nor --generate
 
 
 class _Blanks(_Type):
@@ -90,8 +91,9 @@ def add_arguments(parser) -> None:
     src.add_argument("--max-puzzles", type=Int(min=10), default=S, help="use the first N puzzles")
     run = t.add_argument_group("run")
     run.add_argument("--preset", type=Choice(["quick", "paper"], what="preset"), default=S,
-                     help="quick: 2 CPU cores, <= 15 min (6 x 48, lr 1e-3, 6 epochs); paper: "
-                          "App. A.5 (10 x 256, Adam 1e-4, batch 100, 20 epochs) [quick]")
+                     help="quick: 2 CPU cores, <= 15 min (6 x 48, lr 1e-3, 5 epochs, 30-50 blanks; "
+                          "--generate 20000 unless --data); paper: App. A.5 (10 x 256, Adam 1e-4, "
+                          "batch 100, 20 epochs; needs --data) [quick]")
     run.add_argument("--out", type=OutDir(), default=S, help="run folder [runs/sudoku_<variant>_s<seed>]")
     run.add_argument("--resume", action="store_true", help="continue the run in --out")
     run.add_argument("--store", type=OutDir(), default=S, help="checkpoint store")
@@ -146,8 +148,10 @@ def check(args) -> None:
     if cmd == "train":
         exclusive(args, "--data", "--generate")
         if not args.resume:
-            require(hasattr(args, "data") or hasattr(args, "generate"),
-                    "neurolp sudoku train needs --data CSV or --generate N (or --resume with --out)")
+            require(hasattr(args, "data") or hasattr(args, "generate")
+                    or getattr(args, "preset", "quick") == "quick",
+                    "neurolp sudoku train --preset paper needs --data CSV (the 1M-Sudoku sudoku.csv) "
+                    "or --generate N")
         else:
             require(hasattr(args, "out"), "--resume needs --out DIR (the run folder to continue)")
         require(not (hasattr(args, "data") and hasattr(args, "blanks")),
@@ -206,7 +210,10 @@ def _train_config(args):
             base.update({k: defaults[k] for k in RUNTIME_FIELDS})
             base.update(given)
             return SudokuConfig.from_dict(base).validate()
-    return make_sudoku_config(getattr(args, "preset", "quick"), **given)
+    preset = getattr(args, "preset", "quick")
+    if preset == "quick" and "data" not in given and "generate" not in given:
+        given["generate"] = QUICK_GENERATE
+    return make_sudoku_config(preset, **given)
 
 
 def _train(args) -> int:
