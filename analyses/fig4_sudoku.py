@@ -70,7 +70,9 @@ def main(argv=None) -> int:
     from neurolp.utils import save_figure, write_csv
 
     histories, finals = load_runs(args.run_dirs)
-    fig, axes = plt.subplots(1, len(METRICS), figsize=(2.9 * len(METRICS), 3.1))
+    fig, grid = plt.subplots(2, 4, figsize=(12.5, 6.0))
+    axes = grid.ravel()[:len(METRICS)]
+    legend_ax = grid.ravel()[-1]
     colors = {"base": "tab:blue", "large": "tab:gray", "lp2": "tab:red", "lp16": "tab:purple",
               "lp256f": "tab:green"}
     for name, h in histories.items():
@@ -80,8 +82,9 @@ def main(argv=None) -> int:
     for ax, m in zip(axes, METRICS):
         ax.set_title(m.replace("_", " "), fontsize=9)
         ax.set_xlabel("epoch")
-    axes[0].legend(fontsize=7)
-    fig.suptitle("Sudoku held-out curves per variant (Fig. 4b)", fontsize=10)
+    legend_ax.axis("off")
+    legend_ax.legend(*axes[0].get_legend_handles_labels(), loc="center", fontsize=9, title="variant")
+    fig.suptitle("Sudoku held-out curves per variant (Fig. 4b)", fontsize=11)
     fig.tight_layout()
     out = Path(args.out)
     save_figure(fig, out, dpi=150)

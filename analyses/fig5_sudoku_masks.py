@@ -30,7 +30,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="Draw Fig. 5b-c, 9, 10 from a neurolp sudoku analyze folder")
     ap.add_argument("analysis_dir")
     ap.add_argument("--out-dir", default="figures")
-    ap.add_argument("--gamma-min", type=float, default=3.0)
+    ap.add_argument("--gamma-min", type=float, default=3.0,
+                    help="the threshold the analysis used (labels, and the summary's selective share)")
+    ap.add_argument("--suffix", default="", help="appended to the file names (e.g. _g15)")
     args = ap.parse_args(argv)
 
     import matplotlib
@@ -53,12 +55,14 @@ def main(argv=None) -> int:
     out = Path(args.out_dir)
     save_figure(plot_conformations(masks, gamma_min=args.gamma_min,
                                    title=f"{model}: Lp-mask conformations per layer (Fig. 5b)"),
-                out / "fig5b_sudoku_conformations.png", dpi=150)
+                out / f"fig5b_sudoku_conformations{args.suffix}.png", dpi=150)
     save_figure(plot_mask_grid(values, title=f"{model}: Lp-masks per layer (Fig. 9)"),
-                out / "fig9_sudoku_mask_grid.png", dpi=150)
-    save_figure(plot_ablation(abl, title=f"{model}: ablation of column-selective masks "
-                                         f"(γ > {args.gamma_min:g}) vs matched random (Fig. 5c)"),
-                out / "fig5c_sudoku_ablation.png", dpi=150)
+                out / f"fig9_sudoku_mask_grid{args.suffix}.png", dpi=150)
+    center = float(abl["center"].iloc[0]) if "center" in abl else 90.0
+    save_figure(plot_ablation(abl, center=center,
+                              title=f"{model}: ablation of masks with γ > {args.gamma_min:g} near "
+                                    f"{center:g}° vs matched random (Fig. 5c)"),
+                out / f"fig5c_sudoku_ablation{args.suffix}.png", dpi=150)
 
     rows = []
     for i, t in masks.groupby("layer_index"):
@@ -88,7 +92,7 @@ def main(argv=None) -> int:
                      "column_specific_targeted_minus_random":
                          float(col_specific(t).iloc[0] - col_specific(r).mean()) if len(r) else np.nan})
     summary = pd.DataFrame(rows)
-    write_csv(summary, out / "fig5_sudoku_summary.csv")
+    write_csv(summary, out / f"fig5_sudoku_summary{args.suffix}.csv")
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"wrote figures to {out}")

@@ -134,6 +134,9 @@ def add_arguments(parser) -> None:
                    default=[0, 5, 10, 15, 20, 30, 45, 60, 90], help="θ ranges ±Δ around 90° (deg)")
     a.add_argument("--gamma-min", type=Float(min=1), default=3.0,
                    help="orientation-selective masks have γ above this (paper: 3)")
+    a.add_argument("--center", type=Float(min=0, max=180, max_open=True), default=90.0,
+                   help="ablate masks oriented within ±Δ of this θ (90: vertical / column-selective, "
+                        "the paper's; 0: horizontal, a row-selective contrast)")
     a.add_argument("--controls", type=Int(min=0, max=100), default=3,
                    help="matched random ablations per Δ")
     a.add_argument("--seed", type=Int(min=0), default=0)
@@ -290,7 +293,8 @@ def _analyze(args) -> int:
     table = mask_conformations(model)  # refuses base / large variants before any work
     q, s, where = _analysis_puzzles(args, meta, run_dir)
     ablation = orientation_ablation(model, q, s, deltas=args.deltas, gamma_min=args.gamma_min,
-                                    controls=args.controls, seed=args.seed, progress=args.progress)
+                                    center=args.center, controls=args.controls, seed=args.seed,
+                                    progress=args.progress)
     values = mask_values(model)
     with staged_output(args.out) as stage:
         table.insert(0, "model", meta["model"])
@@ -303,16 +307,18 @@ def _analyze(args) -> int:
                     stage / "fig5b_conformations.png", dpi=150)
         save_figure(plot_mask_grid(values, title=f"{meta['model']}: Lp-masks per layer (Fig. 9)"),
                     stage / "fig9_mask_grid.png", dpi=150)
-        save_figure(plot_ablation(ablation, title=f"{meta['model']}: ablation of column-selective "
-                                                  f"masks (γ > {args.gamma_min:g})"),
+        save_figure(plot_ablation(ablation, center=args.center,
+                                  title=f"{meta['model']}: ablation of masks with γ > "
+                                        f"{args.gamma_min:g} oriented near {args.center:g}°"),
                     stage / "fig5c_ablation.png", dpi=150)
         write_run_record(stage, "sudoku analyze", {k: v for k, v in vars(args).items()
                                                    if not k.startswith("_")},
                          {"checkpoint": str(path), "model": meta["model"], "puzzles": where})
     sel = table[table["gamma"] > args.gamma_min]
-    near = (np.abs(((sel["theta"] - 90 + 90) % 180) - 90) <= 20).sum()
+    near = (np.abs(((sel["theta"] - args.center + 90) % 180) - 90) <= 20).sum()
     print(f"{meta['model']}: {len(table)} masks in {table['layer_index'].nunique()} layers; "
-          f"{len(sel)} orientation-selective (γ > {args.gamma_min:g}), {near} of them within ±20° of 90°")
+          f"{len(sel)} orientation-selective (γ > {args.gamma_min:g}), {near} of them within ±20° of "
+          f"{args.center:g}°")
     med = table.groupby("layer_index")["alpha"].median()
     print("median scale α per layer: " + ", ".join(f"L{i} {v:.2f}" for i, v in med.items()))
     base = ablation[ablation["kind"] == "none"].iloc[0]

@@ -125,7 +125,7 @@ def orientation_ablation(model: nn.Module, quizzes: np.ndarray, solutions: np.nd
     orientation-selective masks near ``center`` (90°: column-selective) for each Δ in ``deltas``,
     per layer group, with ``controls`` matched random ablations each (see the module docstring).
 
-    Returns a tidy DataFrame: group, layers, delta, kind (``"none"``, ``"targeted"``,
+    Returns a tidy DataFrame: group, layers, center, delta, kind (``"none"``, ``"targeted"``,
     ``"random"``), repeat, n_ablated, then the metrics.
     """
     import pandas as pd
@@ -152,41 +152,46 @@ def orientation_ablation(model: nn.Module, quizzes: np.ndarray, solutions: np.nd
         sel = select_orientation_masks(table, d, gamma_min=gamma_min, center=center, layers=layers)
         n = int(sum(len(c) for c in sel.values()))
         label = f"{min(layers)}-{max(layers)}" if layers else ""
-        common = {"group": g, "layers": label, "delta": float(d), "n_ablated": n}
+        common = {"group": g, "layers": label, "center": float(center), "delta": float(d),
+                  "n_ablated": n}
         rows.append({**common, "kind": "targeted", "repeat": 0,
                      **(measure(ablate_masks(model, sel)) if n else base)})
         for r in range(controls):
             ctrl = _random_matched(sel, widths, rng)
             rows.append({**common, "kind": "random", "repeat": r,
                          **(measure(ablate_masks(model, ctrl)) if n else base)})
-    rows.append({"group": "none", "layers": "", "delta": 0.0, "n_ablated": 0, "kind": "none",
-                 "repeat": 0, **base})
+    rows.append({"group": "none", "layers": "", "center": float(center), "delta": 0.0,
+                 "n_ablated": 0, "kind": "none", "repeat": 0, **base})
     return pd.DataFrame(rows)
 
 
 # --- figures -----------------------------------------------------------------------------------
-def plot_conformations(table, *, gamma_min: float = 3.0, title: str | None = None):
-    """Fig. 5b: per layer, the distributions of α, θ (orientation-selective masks, γ > gamma_min)
-    and γ."""
+def plot_conformations(table, *, gamma_min: float = 3.0, theta_gamma_min: float = 1.5,
+                       title: str | None = None):
+    """Fig. 5b: per layer, the distributions of α, θ (of masks with γ > ``theta_gamma_min``, where
+    an orientation is defined) and γ (dashed: the ablation's ``gamma_min``)."""
     import matplotlib.pyplot as plt
 
     layers = sorted(table["layer_index"].unique())
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
     for ax, col, label in zip(axes, ("alpha", "theta", "gamma"),
-                              ("scale α", f"rotation θ (deg), γ > {gamma_min:g}", "distortion γ")):
+                              ("scale α", f"rotation θ (deg), γ > {theta_gamma_min:g}",
+                               "distortion γ")):
         data = []
         for i in layers:
             t = table[table["layer_index"] == i]
             v = t[col].to_numpy(dtype=float)
             if col == "theta":
-                v = v[(t["gamma"].to_numpy() > gamma_min)]
+                v = v[(t["gamma"].to_numpy() > theta_gamma_min)]
             data.append(v[np.isfinite(v)])
         rng = np.random.default_rng(0)
         for k, v in enumerate(data):
-            ax.scatter(np.full(len(v), k + 1) + rng.uniform(-0.25, 0.25, len(v)), v, s=4, alpha=0.35,
+            ax.scatter(np.full(len(v), k + 1) + rng.uniform(-0.25, 0.25, len(v)), v,
+                       s=4 if col != "theta" else 9, alpha=0.35 if col != "theta" else 0.7,
                        color="tab:red", linewidths=0)
-        med = [np.median(v) if len(v) else np.nan for v in data]
-        ax.plot(range(1, len(layers) + 1), med, "k.-", lw=1, label="median")
+        if col != "theta":  # (a median of axis angles means little)
+            med = [np.median(v) if len(v) else np.nan for v in data]
+            ax.plot(range(1, len(layers) + 1), med, "k.-", lw=1, label="median")
         ax.set_xticks(range(1, len(layers) + 1), [str(i) for i in layers])
         ax.set_xlabel("layer")
         ax.set_ylabel(label)
@@ -223,7 +228,7 @@ def plot_mask_grid(values, *, per_layer: int = 16, title: str | None = None):
     return fig
 
 
-def plot_ablation(df, *, title: str | None = None):
+def plot_ablation(df, *, center: float = 90.0, title: str | None = None):
     """Fig. 5c / Fig. 10: row / column / box validity vs Δ per layer group; targeted (solid) and
     the matched random control (dashed, mean ± s.d. over repeats)."""
     import matplotlib.pyplot as plt
@@ -244,7 +249,7 @@ def plot_ablation(df, *, title: str | None = None):
                                 color=color, alpha=0.12)
         layers = d["layers"].iloc[0] if len(d) else ""
         ax.set_title(f"layers {layers}", fontsize=9)
-        ax.set_xlabel("ablated θ range ±Δ around 90° (deg)")
+        ax.set_xlabel(f"ablated θ range ±Δ around {center:g}° (deg)")
     axes[0, 0].set_ylabel("validity (solid: targeted, dashed: random)")
     axes[0, 0].legend(fontsize=8)
     fig.suptitle(title or "Ablation of column-selective Lp-masks (Fig. 5c)", fontsize=10)
