@@ -38,6 +38,7 @@ COMMANDS: tuple[str, ...] = (
     "rsa",
     "mmv1",
     "report",
+    "sudoku",
 )
 
 

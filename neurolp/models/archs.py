@@ -95,3 +95,6 @@ def smallcnn(num_classes: int, image_size: int, width: int = 32, in_chans: int =
             layers.append(nn.MaxPool2d(2))
     return nn.Sequential(nn.Sequential(*layers), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                          nn.Linear(chans[-1], num_classes))
+
+
+import neurolp.models.sudoku  # noqa: E402,F401  (registers sudokucnn)

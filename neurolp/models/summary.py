@@ -61,4 +61,4 @@ def model_summary(name: str, num_classes: int = 1000, image_size: int = 224) -> 
     check_input_size(model, image_size, name)
     return {"name": name, "num_classes": num_classes, "image_size": image_size,
             "params": count_params(model), "trainable_params": count_params(model, True),
-            "macs": count_macs(model, image_size)}
+            "macs": count_macs(model, image_size, getattr(model, "in_chans", 3))}

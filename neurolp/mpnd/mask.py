@@ -12,6 +12,10 @@ __all__ = ["abs_pow", "offset_grid", "lp_mask"]
 # exp(-e^LOG_MAX) is exactly 0 in float32/float64, so clamping the log-power here changes no value
 # but keeps |z|^p finite (and its gradient free of 0·inf) for large p.
 LOG_MAX = 60.0
+# Mask values below e^-MASK_CUTOFF (~1e-20) are set to exactly 0. They change no output measurably,
+# but left in, their products in the convolution (and its backward) reach float32's subnormal range,
+# which made CPU training of lp16 models ~11x slower than lp2 (measured on SudokuCNN).
+MASK_CUTOFF = 46.0
 
 
 def abs_pow(z: torch.Tensor, p: torch.Tensor | float) -> torch.Tensor:
@@ -41,4 +45,5 @@ def offset_grid(kernel_size: tuple[int, int] | int, *, device=None, dtype=torch.
 def lp_mask(C: torch.Tensor, p: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
     """Lp-masks ``[O, K_h, K_w]`` in [0, 1] from ``C [O, 2, 2]``, ``p [O]`` and ``offsets [2, K_h, K_w]``."""
     z = torch.einsum("oij,jhw->oihw", C, offsets)
-    return torch.exp(-abs_pow(z, p.reshape(-1, 1, 1, 1)).sum(dim=1))
+    s = abs_pow(z, p.reshape(-1, 1, 1, 1)).sum(dim=1)
+    return torch.exp(-s).masked_fill(s > MASK_CUTOFF, 0.0)
