@@ -49,7 +49,7 @@ class _Variant(Choice):
     name = "variant"
 
     def __init__(self):
-        from neurolp.sudoku.train import VARIANTS
+        from neurolp.sudoku.grid import VARIANTS
 
         super().__init__(VARIANTS, what="variant")
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+#: The five SudokuCNN variants of the paper (§5); any lp{p} / lp{p}f also works.
+VARIANTS = ("base", "large", "lp2", "lp16", "lp256f")
+
 __all__ = ["ROWS", "COLS", "BOXES", "UNITS", "CELL_UNITS", "PEERS", "FULL", "digit_masks",
            "unit_validity", "valid_solutions", "consistent", "encode_quizzes", "encode_targets",
            "format_grid"]

@@ -40,7 +40,7 @@ from neurolp.train.engine import EngineContext, EngineOptions, Selection, StepOu
 __all__ = ["SudokuConfig", "SUDOKU_PRESETS", "VARIANTS", "make_sudoku_config", "train_sudoku",
            "SudokuTask", "sudoku_model", "load_split", "model_name"]
 
-VARIANTS = ("base", "large", "lp2", "lp16", "lp256f")
+from neurolp.sudoku.grid import VARIANTS  # noqa: E402  (torch-free, for the CLI)
 PUZZLES_FILE = "puzzles.csv"
 
 
