@@ -129,3 +129,31 @@ def test_cifar_stem_sizes_match_the_official_models():
                    for net in (base, large)]
     assert conv_params[0] / 1e6 == pytest.approx(2.45, abs=0.01)
     assert conv_params[1] / 1e6 == pytest.approx(13.1, abs=0.05)
+
+
+def test_plugin_variant_resolves_builds_and_round_trips(monkeypatch):
+    """A registered prefix pattern parses, builds through its own function, and prints canonically."""
+    from neurolp.models import registry
+
+    built = {}
+
+    def build(name, arch, num_classes, image_size, convert_kwargs, **kw):
+        built["params"] = name.params
+        model = arch.builder(num_classes=num_classes, image_size=image_size, **kw)
+        for m in model.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.zeros_(m.weight)  # something the test can see
+        return model
+
+    monkeypatch.setattr(registry, "VARIANTS", {})
+    registry.register_variant("toy", r"toy(\d+)", build, canonical=lambda g: f"toy{int(g[0])}",
+                              archs=("smallcnn",), examples=("toy3-{arch}",))
+    parsed = registry.parse_model_name("TOY007-smallcnn")
+    assert (parsed.variant, parsed.arch, parsed.params, str(parsed)) == ("toy", "smallcnn", ("007",), "toy7-smallcnn")
+    model = registry.create_model("toy7-smallcnn", num_classes=3, image_size=32)
+    assert built["params"] == ("7",)
+    assert model.neurolp_spec["name"] == "toy7-smallcnn" and model.neurolp_spec["variant"] == "toy"
+    assert all(float(m.weight.abs().sum()) == 0 for m in model.modules() if isinstance(m, nn.Conv2d))
+    assert "toy3-smallcnn" in registry.list_models("smallcnn")
+    with pytest.raises(ConfigError, match="toy"):
+        registry.parse_model_name("toy7-alexnet")  # restricted to smallcnn: falls through, names the variant

@@ -10,6 +10,11 @@ Variants (paper Table 1):
 
 Architectures register themselves with :func:`register_arch`; a builder takes ``num_classes`` and
 ``image_size`` (and optional keyword arguments) and returns the *base* model.
+
+Other brain-inspired families (Hebbian, locally connected, DoG-initialised, ...) add their own
+variant prefixes with :func:`register_variant`; their modules are listed in ``_PLUGIN_MODULES`` and
+imported when the registry is first used, so a name such as ``lcws10-resnet20`` resolves anywhere a
+model name is accepted (train, eval, rsa, fit-mpnd, checkpoints).
 """
 
 from __future__ import annotations
@@ -22,8 +27,8 @@ from torch import nn
 
 from neurolp.errors import ConfigError
 
-__all__ = ["ArchSpec", "ModelName", "register_arch", "parse_model_name", "create_model", "list_archs",
-           "list_models", "ARCHS", "DEFAULT_P"]
+__all__ = ["ArchSpec", "ModelName", "VariantSpec", "register_arch", "register_variant", "parse_model_name",
+           "create_model", "list_archs", "list_models", "ARCHS", "VARIANTS", "DEFAULT_P"]
 
 DEFAULT_P = (2, 4, 8, 16)  # the paper's p_init values; `list_models` shows these plus lp256f
 
@@ -54,15 +59,57 @@ def register_arch(name: str, *, description: str = "", has_drop_path: bool = Fal
 
 
 @dataclass(frozen=True)
+class VariantSpec:
+    """A plug-in variant: ``pattern`` matches the prefix before ``-{arch}`` (e.g. ``lcws(\\d+)``).
+
+    ``build(name, arch, num_classes, image_size, convert_kwargs, **arch_kwargs) -> nn.Module`` makes
+    the model (``name`` is the parsed :class:`ModelName`; ``name.params`` holds the pattern's groups).
+    ``canonical(groups) -> str`` spells the prefix canonically (default: as matched, lower case).
+    ``archs`` restricts the architectures (None: any registered one). ``examples`` are the names
+    ``list_models`` shows for an architecture (``{arch}`` is substituted).
+    """
+
+    name: str
+    pattern: re.Pattern
+    build: Callable[..., nn.Module]
+    canonical: Callable[[tuple], str] | None = None
+    archs: tuple[str, ...] | None = None
+    examples: tuple[str, ...] = ()
+    description: str = ""
+
+
+VARIANTS: dict[str, VariantSpec] = {}
+
+# Modules that register plug-in variants (imported lazily with the built-in architectures).
+_PLUGIN_MODULES: tuple[str, ...] = ()
+
+
+def register_variant(name: str, pattern: str, build: Callable[..., nn.Module], *,
+                     canonical: Callable[[tuple], str] | None = None, archs=None, examples=(),
+                     description: str = "") -> VariantSpec:
+    """Register a model-name prefix (a regular expression, matched whole) and how to build it."""
+    if name in VARIANTS or name in ("base", "large", "lp"):
+        raise ValueError(f"variant {name!r} is already registered")
+    spec = VariantSpec(name, re.compile(pattern), build, canonical, tuple(archs) if archs else None,
+                       tuple(examples), description)
+    VARIANTS[name] = spec
+    return spec
+
+
+@dataclass(frozen=True)
 class ModelName:
-    variant: str          # "base" | "large" | "lp"
+    variant: str          # "base" | "large" | "lp" | a registered plug-in variant
     arch: str
     p_init: float | None = None
     frozen: bool = False
+    prefix: str = ""      # plug-in variants: the canonical prefix, e.g. "lcws10"
+    params: tuple = ()    # plug-in variants: the prefix pattern's groups
 
     def __str__(self) -> str:
-        if self.variant != "lp":
+        if self.variant in ("base", "large"):
             return f"{self.variant}-{self.arch}"
+        if self.variant != "lp":
+            return f"{self.prefix}-{self.arch}"
         return f"lp{self.p_init:g}{'f' if self.frozen else ''}-{self.arch}"
 
 
@@ -70,17 +117,45 @@ _NAME_RE = re.compile(r"^(?:(base|large)|lp(\d+(?:\.\d+)?)(f?))-(.+)$")
 
 
 def _ensure_builtin_archs() -> None:
+    import importlib
+
     import neurolp.models.archs  # noqa: F401  (registers the torchvision architectures)
+
+    for mod in _PLUGIN_MODULES:
+        importlib.import_module(mod)
+
+
+def _parse_plugin(name: str) -> ModelName | None:
+    """Match ``name`` against the plug-in variants; the longest architecture suffix wins."""
+    for spec in VARIANTS.values():
+        for arch in sorted(spec.archs or ARCHS, key=len, reverse=True):
+            if not name.endswith("-" + arch):
+                continue
+            m = spec.pattern.fullmatch(name[: -len(arch) - 1])
+            if m is None:
+                continue
+            if arch not in ARCHS:
+                raise ConfigError(f"{name!r}: architecture {arch!r} is not registered")
+            groups = m.groups()
+            prefix = spec.canonical(groups) if spec.canonical else m.group(0)
+            return ModelName(spec.name, arch, prefix=prefix, params=groups)
+    return None
 
 
 def parse_model_name(name: str) -> ModelName:
     """Split ``"lp2-resnet18"`` into its parts; unknown names list the valid ones."""
     _ensure_builtin_archs()
+    if isinstance(name, str):
+        plugin = _parse_plugin(name.strip().lower())
+        if plugin is not None:
+            return plugin
     m = _NAME_RE.match(name.strip().lower()) if isinstance(name, str) else None
     if m is None:
+        extra = "".join(f", {v.name} ({v.description or v.pattern.pattern})" for v in VARIANTS.values())
         raise ConfigError(
             f"invalid model name {name!r}: expected {{variant}}-{{arch}} with variant base, large, "
-            f"lp{{p}} or lp{{p}}f (e.g. lp2-resnet18, lp256f-alexnet); archs: {', '.join(sorted(ARCHS))}")
+            f"lp{{p}} or lp{{p}}f{extra} (e.g. lp2-resnet18, lp256f-alexnet); "
+            f"archs: {', '.join(sorted(ARCHS))}")
     base_or_large, p, frozen, arch = m.groups()
     if arch not in ARCHS:
         raise ConfigError(f"unknown architecture {arch!r} in model name {name!r}; "
@@ -113,13 +188,19 @@ def create_model(name: str, num_classes: int = 1000, image_size: int = 224, *,
         if not arch.has_drop_path:
             raise ConfigError(f"{spec_name.arch} has no stochastic depth; use drop_path_rate=0")
         arch_kwargs["drop_path_rate"] = drop_path_rate
-    try:
-        model = arch.builder(num_classes=num_classes, image_size=image_size, **arch_kwargs)
-    except TypeError as exc:  # an option this architecture does not have
-        raise ConfigError(f"invalid options for {spec_name.arch}: {exc}") from exc
     convert_kwargs = dict(convert_kwargs or {})
+    plugin = VARIANTS.get(spec_name.variant)
     try:
-        if spec_name.variant == "large":
+        if plugin is not None:
+            model = plugin.build(spec_name, arch, num_classes, image_size, convert_kwargs, **arch_kwargs)
+        else:
+            model = arch.builder(num_classes=num_classes, image_size=image_size, **arch_kwargs)
+    except TypeError as exc:  # an option this architecture does not have
+        raise ConfigError(f"invalid options for {spec_name.arch} ({spec_name}): {exc}") from exc
+    try:
+        if plugin is not None:
+            pass
+        elif spec_name.variant == "large":
             large_convert(model, **convert_kwargs)
         elif spec_name.variant == "lp":
             convert_kwargs.setdefault("frozen", spec_name.frozen)
@@ -145,4 +226,7 @@ def list_models(arch: str | None = None, p_values=DEFAULT_P) -> list[str]:
     names = []
     for a in archs:
         names += [f"base-{a}", f"large-{a}", *(f"lp{p:g}-{a}" for p in p_values), f"lp256f-{a}"]
+        for v in VARIANTS.values():
+            if v.archs is None or a in v.archs:
+                names += [e.format(arch=a) for e in v.examples]
     return names
