@@ -45,6 +45,18 @@ __all__ = ["welch", "holm", "stars", "pairwise_welch", "pairwise_matrix", "STAR_
 STAR_LEVELS: tuple[tuple[float, str], ...] = ((0.001, "***"), (0.01, "**"), (0.05, "*"))
 
 
+
+def _groups(df, value: str, group: str, order) -> list:
+    """The groups to compare, in order; missing columns or groups are an InputError."""
+    for col in (value, group):
+        if col not in df.columns:
+            raise InputError(f"column {col!r} not in the table (columns: {', '.join(map(str, df.columns))})")
+    groups = list(order) if order is not None else list(pd.unique(df[group]))
+    unknown = [g for g in groups if g not in set(df[group])]
+    if unknown:
+        raise InputError(f"groups {unknown} not found in column {group!r}")
+    return groups
+
 def welch(a, b) -> dict:
     """Welch's t-test of two independent samples (two-sided). NaNs are dropped.
 
@@ -133,13 +145,7 @@ def pairwise_welch(df: pd.DataFrame, value: str, group: str, order: Sequence | N
     Returns one row per pair ``(group_a, group_b)`` with a before b in ``order``: ``n_a, n_b,
     mean_a, mean_b, sd_a, sd_b, t, df, p, p_holm, stars, note``.
     """
-    for col in (value, group):
-        if col not in df.columns:
-            raise InputError(f"column {col!r} not in the table (columns: {', '.join(map(str, df.columns))})")
-    groups = list(order) if order is not None else list(pd.unique(df[group]))
-    unknown = [g for g in groups if g not in set(df[group])]
-    if unknown:
-        raise InputError(f"groups {unknown} not found in column {group!r}")
+    groups = _groups(df, value, group, order)
     rows = []
     for i, ga in enumerate(groups):
         for gb in groups[i + 1:]:
@@ -330,13 +336,7 @@ def compare_groups(df: pd.DataFrame, value: str, group: str, order: Sequence | N
     if bad or primary not in tests:
         raise InputError(f"unknown tests {bad} or primary {primary!r} not among {list(tests)}; "
                          f"choose from {sorted(known)}")
-    for col in (value, group):
-        if col not in df.columns:
-            raise InputError(f"column {col!r} not in the table (columns: {', '.join(map(str, df.columns))})")
-    groups = list(order) if order is not None else list(pd.unique(df[group]))
-    unknown = [g for g in groups if g not in set(df[group])]
-    if unknown:
-        raise InputError(f"groups {unknown} not found in column {group!r}")
+    groups = _groups(df, value, group, order)
     data = {}
     for name in groups:
         g = df[df[group] == name]
