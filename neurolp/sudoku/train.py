@@ -24,7 +24,6 @@ oneshot_solved, iterative_solved`` — and the validation metrics prefixed ``val
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +34,7 @@ import torch
 from torch import nn
 
 from neurolp.errors import ConfigError
+from neurolp.utils.config import ConfigMixin, config_field
 from neurolp.train.engine import EngineContext, EngineOptions, Selection, StepOutput, Task, TrainResult, fit
 
 __all__ = ["SudokuConfig", "SUDOKU_PRESETS", "VARIANTS", "make_sudoku_config", "train_sudoku",
@@ -44,13 +44,14 @@ from neurolp.sudoku.grid import VARIANTS  # noqa: E402  (torch-free, for the CLI
 PUZZLES_FILE = "puzzles.csv"
 
 
-def _f(default, help: str, **kw):
-    return field(default=default, metadata={"help": help, **kw})
+_f = config_field
 
 
 @dataclass
-class SudokuConfig:
+class SudokuConfig(ConfigMixin):
     """Every knob of a Sudoku training run (``neurolp sudoku train`` options mirror these)."""
+
+    _what = "Sudoku training"
 
     variant: str = _f("lp2", "model variant: base, large, lp{p} (e.g. lp2, lp16), lp{p}f (e.g. lp256f)")
     depth: int = _f(10, "number of Conv2dSame blocks (paper: 10)")
@@ -84,28 +85,6 @@ class SudokuConfig:
     checkpoint_every: int = _f(0, "also save state every N steps", runtime=True)
     max_steps: int | None = _f(None, "stop (resumably) after this many steps in total", runtime=True)
     progress: bool = _f(True, "show progress bars", runtime=True)
-
-    @classmethod
-    def fields(cls) -> dict[str, dataclasses.Field]:
-        return {f.name: f for f in dataclasses.fields(cls)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SudokuConfig:
-        unknown = sorted(set(data) - set(cls.fields()))
-        if unknown:
-            raise ConfigError(f"unknown Sudoku training option(s) {unknown}; valid options: "
-                              f"{', '.join(cls.fields())}")
-        return cls(**data)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def replace(self, **changes) -> SudokuConfig:
-        return dataclasses.replace(self, **changes)
-
-    def differences(self, other: SudokuConfig) -> dict[str, tuple]:
-        return {n: (getattr(self, n), getattr(other, n)) for n, f in self.fields().items()
-                if not f.metadata.get("runtime") and getattr(self, n) != getattr(other, n)}
 
     def validate(self) -> SudokuConfig:
         from neurolp.models import parse_model_name

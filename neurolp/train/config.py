@@ -23,28 +23,25 @@ Deliberate choices, each a field you can change:
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from neurolp.errors import ConfigError, NeurolpError
+from neurolp.utils.config import ConfigMixin, config_field
 
 __all__ = ["TrainConfig", "PRESETS", "RUNTIME_FIELDS", "make_config"]
 
 
-def _f(default, help: str, **kw):
-    """A config field; ``kw`` may hold its constraints (``min``, ``max``, ``min_open``, ``max_open``,
-    ``choices``), which :meth:`TrainConfig.validate` and the ``neurolp train`` options both apply."""
-    if isinstance(default, (dict, list)):
-        return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help, **kw})
-    return field(default=default, metadata={"help": help, **kw})
+_f = config_field
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(ConfigMixin):
     """Every knob of a training run (the CLI's ``neurolp train`` options mirror these fields)."""
+
+    _what = "training"
 
     # what
     model: str = _f("lp2-smallcnn", "registry name {base|large|lp{p}|lp{p}f}-{arch}")
@@ -114,18 +111,6 @@ class TrainConfig:
 
     # --- construction --------------------------------------------------------------------------
     @classmethod
-    def fields(cls) -> dict[str, dataclasses.Field]:
-        return {f.name: f for f in dataclasses.fields(cls)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        unknown = sorted(set(data) - set(cls.fields()))
-        if unknown:
-            raise ConfigError(f"unknown training option(s) {unknown}; valid options: "
-                              f"{', '.join(cls.fields())}")
-        return cls(**data)
-
-    @classmethod
     def from_json(cls, path: str | os.PathLike) -> TrainConfig:
         from neurolp.errors import DataNotFoundError
 
@@ -143,12 +128,6 @@ class TrainConfig:
             raise ConfigError(f"{path} holds a JSON {type(data).__name__}, not an object of training "
                               "options")
         return cls.from_dict(data)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def replace(self, **changes) -> TrainConfig:
-        return dataclasses.replace(self, **changes)
 
     @staticmethod
     def flag(name: str) -> str:
@@ -208,16 +187,6 @@ class TrainConfig:
     def mixing(self) -> bool:
         return (self.mixup > 0 or self.cutmix > 0) and self.mixup_prob > 0
 
-    def differences(self, other: TrainConfig, *, include_runtime: bool = False) -> dict[str, tuple]:
-        """Fields whose values differ: ``{name: (self's, other's)}``."""
-        out = {}
-        for name, f in self.fields().items():
-            if not include_runtime and f.metadata.get("runtime"):
-                continue
-            a, b = getattr(self, name), getattr(other, name)
-            if a != b:
-                out[name] = (a, b)
-        return out
 
 
 def _kind(tp):
