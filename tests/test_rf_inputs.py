@@ -144,3 +144,22 @@ def test_allen_cache_images(tmp_path):
     np.testing.assert_allclose(s.images[0], preprocess(stack[idx], 32))   # grey → RGB, resize, crop
     with pytest.raises(DataNotFoundError, match="no Allen Brain Observatory NWB files"):
         allen_images(tmp_path / "nocache", 2)
+
+
+def test_neurolp_checkpoint_is_rebuilt_as_trained(tmp_path):
+    """A neurolp checkpoint keeps its own classes and input size (here a 32-px CIFAR stem), and a
+    checkpoint of another model is refused by name."""
+    from neurolp.models import create_model, is_registry_name
+    from neurolp.train.checkpoint import save_checkpoint
+
+    torch.manual_seed(3)
+    model = create_model("lp2-smallcnn", num_classes=7, image_size=32)
+    path = save_checkpoint(tmp_path / "ck.safetensors", model)
+    net = build_network("lp2-smallcnn", trained=True, weights=path)
+    saved = dict(model.named_parameters())
+    for name, p in net.named_parameters():
+        assert torch.equal(p, saved[name]), name
+    assert net.training is False
+    with pytest.raises(CheckpointError, match="holds lp2-smallcnn, not base-smallcnn"):
+        build_network("base-smallcnn", trained=True, weights=path)
+    assert is_registry_name("lp2-nosucharch") and not is_registry_name("resnet18")

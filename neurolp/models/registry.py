@@ -28,7 +28,7 @@ from torch import nn
 from neurolp.errors import ConfigError
 
 __all__ = ["ArchSpec", "ModelName", "VariantSpec", "register_arch", "register_variant", "parse_model_name",
-           "create_model", "list_archs", "list_models", "ARCHS", "VARIANTS", "DEFAULT_P"]
+           "is_registry_name", "create_model", "list_archs", "list_models", "ARCHS", "VARIANTS", "DEFAULT_P"]
 
 DEFAULT_P = (2, 4, 8, 16)  # the paper's p_init values; `list_models` shows these plus lp256f
 
@@ -142,6 +142,27 @@ def _parse_plugin(name: str) -> ModelName | None:
     return None
 
 
+def is_registry_name(name: str) -> bool:
+    """Whether ``name`` is meant as a registry name (``{base|large|lp…}-{arch}`` or a plug-in
+    variant's prefix), whether or not its architecture exists: :func:`parse_model_name` then says
+    what is wrong, instead of the name being taken for, e.g., a torchvision model."""
+    if not isinstance(name, str) or "-" not in name:
+        return False
+    name = name.strip().lower()
+    if _NAME_RE.match(name):
+        return True
+    _ensure_builtin_archs()
+    return any(v.pattern.fullmatch(name.split("-", 1)[0]) for v in VARIANTS.values()) or \
+        _parse_plugin_quiet(name)
+
+
+def _parse_plugin_quiet(name: str) -> bool:
+    try:
+        return _parse_plugin(name) is not None
+    except ConfigError:
+        return True
+
+
 def parse_model_name(name: str) -> ModelName:
     """Split ``"lp2-resnet18"`` into its parts; unknown names list the valid ones."""
     _ensure_builtin_archs()
@@ -223,6 +244,7 @@ def list_archs() -> list[str]:
 def list_models(arch: str | None = None, p_values=DEFAULT_P) -> list[str]:
     """The canonical names per architecture: base, large, lp{p} for the paper's p, and lp256f."""
     archs = [arch] if arch else list_archs()
+    _ensure_builtin_archs()  # plug-in variants register on import
     names = []
     for a in archs:
         names += [f"base-{a}", f"large-{a}", *(f"lp{p:g}-{a}" for p in p_values), f"lp256f-{a}"]

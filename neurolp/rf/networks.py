@@ -35,9 +35,9 @@ def hub_checkpoint_dir() -> Path:
 
 
 def _is_registry_name(name: str) -> bool:
-    from neurolp.models.registry import _NAME_RE
+    from neurolp.models.registry import is_registry_name
 
-    return bool(_NAME_RE.match(name.strip().lower()))
+    return is_registry_name(name)
 
 
 def torchvision_weights_file(arch: str) -> str | None:
@@ -130,10 +130,27 @@ def _construct(model: str) -> nn.Module:
 
     check_model_name(model)
     if _is_registry_name(model):
-        from neurolp.models import create_model
+        from neurolp.models import ARCHS, create_model, parse_model_name
 
-        return create_model(model, num_classes=1000, image_size=224)
+        # architectures made for small inputs (tag "small-input", e.g. CIFAR ResNet-20) are built at
+        # 32 px: locally connected variants hold one kernel per position, and only the first conv
+        # is analysed here, which is the same at any size
+        size = 32 if "small-input" in ARCHS[parse_model_name(model).arch].tags else 224
+        return create_model(model, num_classes=1000, image_size=size)
     return tvm.get_model(model, weights=None)
+
+
+def _neurolp_checkpoint(path: Path) -> bool:
+    """Whether ``path`` is a neurolp checkpoint (safetensors with neurolp's metadata)."""
+    if path.suffix != ".safetensors":
+        return False
+    from neurolp.train.checkpoint import read_metadata
+
+    try:
+        read_metadata(path)
+    except CheckpointError:
+        return False
+    return True
 
 
 def build_network(model: str = "alexnet", *, trained: bool = False, weights=None, seed: int = 0) -> nn.Module:
@@ -141,6 +158,9 @@ def build_network(model: str = "alexnet", *, trained: bool = False, weights=None
 
     ``trained=True`` needs ``weights`` or torchvision's file in the hub cache (see
     :func:`find_trained_weights`); a missing file raises :class:`CheckpointError` with the exact path.
+    A neurolp checkpoint (the ``.safetensors`` of ``neurolp train`` and the task commands) of a
+    registry model is rebuilt as saved, with its classes and input size (e.g. a CIFAR stem), every
+    tensor checked.
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -149,6 +169,12 @@ def build_network(model: str = "alexnet", *, trained: bool = False, weights=None
         found = find_trained_weights(model, weights)
         if found.path is None:
             raise CheckpointError(found.reason)
+        if _is_registry_name(model) and _neurolp_checkpoint(found.path):
+            from neurolp.train.checkpoint import load_model
+
+            with torch.random.fork_rng(devices=[]):  # tensors a checkpoint lacks (none, normally)
+                torch.manual_seed(seed)
+                return load_model(found.path, expect_model=model)[0].eval()
         sd = load_state_dict_file(found.path)
         name, _ = first_conv(net)
         prefix = f"{name}." if name else ""
