@@ -210,11 +210,11 @@ def init_depthwise_dog_(model: nn.Module, gammas: Sequence[float] | float = DEFA
             _check(kh, g)
         bank = {(on, g): dog_kernel(kh, g, on) * scale for g in gammas for on in (True, False)}
         n = conv.out_channels
-        chosen = torch.randperm(n, generator=gen)[: max(1, round(share * n))].sort().values.tolist() \
+        chosen = torch.randperm(n, generator=gen, device="cpu")[: max(1, round(share * n))].sort().values.tolist() \
             if share < 1 else list(range(n))
         if pattern == "random":
-            ons = (torch.rand(n, generator=gen) < 0.5).tolist()
-            gis = torch.randint(0, len(gammas), (n,), generator=gen).tolist()
+            ons = (torch.rand(n, generator=gen, device="cpu") < 0.5).tolist()
+            gis = torch.randint(0, len(gammas), (n,), generator=gen, device="cpu").tolist()
         else:
             ons = [i % 2 == 0 for i in range(n)]
             gis = [(i // 2) % len(gammas) for i in range(n)]
