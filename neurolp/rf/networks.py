@@ -35,9 +35,16 @@ def hub_checkpoint_dir() -> Path:
 
 
 def _is_registry_name(name: str) -> bool:
-    from neurolp.models.registry import _NAME_RE
+    """Whether ``name`` is meant as a neurolp registry name: a built-in ``{base|large|lp…}-{arch}``
+    or a plug-in variant's prefix (``dog-convnext_tiny``, …), whether or not the arch exists."""
+    from neurolp.models.registry import _NAME_RE, VARIANTS, _ensure_builtin_archs
 
-    return bool(_NAME_RE.match(name.strip().lower()))
+    name = name.strip().lower()
+    if _NAME_RE.match(name):
+        return True
+    _ensure_builtin_archs()
+    prefix = name.split("-", 1)[0]
+    return "-" in name and any(v.pattern.fullmatch(prefix) for v in VARIANTS.values())
 
 
 def torchvision_weights_file(arch: str) -> str | None:
