@@ -98,9 +98,11 @@ def minmax_normalise(kernels) -> np.ndarray:
     return out.reshape(k.shape)
 
 
-def default_gammas(K: int, n: int = 17) -> np.ndarray:
+def default_gammas(K: int, step: float = 0.05) -> np.ndarray:
+    """γ = 0.1, 0.15, … below the largest γ a K×K DoG allows (includes init's 0.3, 0.5, 0.7)."""
     hi = dog_gamma_range(K)[1]
-    return np.linspace(0.1, hi - 0.02, n)
+    g = np.round(np.arange(0.1, hi, step), 6)
+    return g[g < hi - 1e-3]
 
 
 def dog_templates(K: int, gammas=None) -> tuple[np.ndarray, list[tuple[bool, float]]]:

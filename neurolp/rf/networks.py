@@ -143,11 +143,25 @@ def _construct(model: str) -> nn.Module:
     return tvm.get_model(model, weights=None)
 
 
+def _neurolp_checkpoint(path: Path) -> bool:
+    from neurolp.train.checkpoint import read_metadata
+
+    if path.suffix != ".safetensors":
+        return False
+    try:
+        read_metadata(path)
+    except CheckpointError:
+        return False
+    return True
+
+
 def build_network(model: str = "alexnet", *, trained: bool = False, weights=None, seed: int = 0) -> nn.Module:
     """The network in eval mode: seeded random init (``trained=False``) or with trained weights.
 
     ``trained=True`` needs ``weights`` or torchvision's file in the hub cache (see
     :func:`find_trained_weights`); a missing file raises :class:`CheckpointError` with the exact path.
+    A neurolp checkpoint (``neurolp train``'s ``.safetensors``) of a registry model is rebuilt as saved,
+    with its number of classes and input size (e.g. a 32-px ConvNeXt's 3×3 stem).
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -156,6 +170,13 @@ def build_network(model: str = "alexnet", *, trained: bool = False, weights=None
         found = find_trained_weights(model, weights)
         if found.path is None:
             raise CheckpointError(found.reason)
+        if _is_registry_name(model) and _neurolp_checkpoint(found.path):
+            # a neurolp checkpoint rebuilds its own model (classes, input size: e.g. a CIFAR stem)
+            from neurolp.train.checkpoint import load_model
+
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                return load_model(found.path, expect_model=model)[0].eval()
         sd = load_state_dict_file(found.path)
         name, _ = first_conv(net)
         prefix = f"{name}." if name else ""
