@@ -200,3 +200,17 @@ def test_checkpoint_round_trip(tmp_path):
     for (_, a), (_, b) in zip(depthwise_convs(model), depthwise_convs(loaded)):
         assert torch.equal(a.weight, b.weight)
     assert math.isclose(loaded.features[0][0].weight.shape[-1], 3)   # CIFAR stem for 32 px
+
+
+def test_scale_match_keeps_the_init_scale():
+    torch.manual_seed(0)
+    conv = nn.Conv2d(16, 16, 7, groups=16)
+    nn.init.trunc_normal_(conv.weight, std=0.02)
+    rms = conv.weight.pow(2).mean().sqrt().item()
+    init_depthwise_dog_(conv, gammas=[0.3, 0.5], scale="match")
+    per_kernel = conv.weight.pow(2).mean((1, 2, 3)).sqrt()
+    assert torch.allclose(per_kernel, torch.full((16,), rms), rtol=1e-5)
+    k = dog_kernel(7, 0.5, on=False)
+    assert torch.allclose(conv.weight[3, 0], k * rms / k.pow(2).mean().sqrt(), rtol=1e-5)
+    with pytest.raises(ConfigError, match="'match'"):
+        init_depthwise_dog_(conv, scale="big")

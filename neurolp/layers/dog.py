@@ -30,7 +30,8 @@ K must be odd (the centre is a cell) and γ must leave some cell outside the cir
 Not in the public descriptions (marked UNVERIFIED in the notes) and therefore choices made here,
 each an argument: "alternate" gives even channels on-centres and odd channels off-centres, with γ
 cycling over ``gammas`` per on/off pair; the kernels keep their unit mass (``scale=1``) rather than
-being rescaled to the layer's default initialisation; biases are left as they were.
+being rescaled to the layer's default initialisation (``scale="match"`` does that); biases are left
+as they were.
 """
 
 from __future__ import annotations
@@ -163,7 +164,7 @@ def _validate_gammas(gammas) -> tuple[float, ...]:
 @torch.no_grad()
 def init_depthwise_dog_(model: nn.Module, gammas: Sequence[float] | float = DEFAULT_GAMMAS, *,
                         pattern: str = "alternate", share: float = 1.0, seed: int | None = None,
-                        scale: float = 1.0, layers: Iterable[str] | None = None):
+                        scale: float | str = 1.0, layers: Iterable[str] | None = None):
     """Overwrite the kernels of ``model``'s depthwise convolutions with DoG kernels, in place.
 
     * ``gammas`` — centre-to-surround ratios to use;
@@ -173,7 +174,9 @@ def init_depthwise_dog_(model: nn.Module, gammas: Sequence[float] | float = DEFA
     * ``share`` — fraction of each layer's channels replaced (a seeded random subset; the other
       channels keep their initialisation), as in the third-party replication's sweep;
     * ``seed`` — seeds the subset and the random pattern (None: drawn from the global torch RNG);
-    * ``scale`` — multiplies every kernel (1: unit positive and negative mass);
+    * ``scale`` — multiplies every kernel (1: unit centre and surround mass), or ``"match"``: each
+      kernel is rescaled to the root-mean-square of the layer's weights before the call, so only the
+      shape of the initialisation changes, not its scale (e.g. ConvNeXt's trunc-normal σ = 0.02);
     * ``layers`` — restrict to these module names (default: all depthwise convs).
 
     Returns a DataFrame with one row per replaced channel: ``layer, channel, on, gamma, K``. Models
@@ -186,8 +189,9 @@ def init_depthwise_dog_(model: nn.Module, gammas: Sequence[float] | float = DEFA
         raise ConfigError(f"DoG pattern must be 'alternate' or 'random', got {pattern!r}")
     if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1:
         raise ConfigError(f"DoG share (fraction of channels initialised) must lie in (0, 1], got {share!r}")
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale) or scale == 0:
-        raise ConfigError(f"DoG scale must be a finite non-zero number, got {scale!r}")
+    if scale != "match" and (isinstance(scale, bool) or not isinstance(scale, (int, float))
+                             or not math.isfinite(scale) or scale == 0):
+        raise ConfigError(f"DoG scale must be a finite non-zero number or 'match', got {scale!r}")
     convs = depthwise_convs(model)
     if layers is not None:
         wanted = list(layers)
@@ -208,7 +212,12 @@ def init_depthwise_dog_(model: nn.Module, gammas: Sequence[float] | float = DEFA
             raise ConfigError(f"depthwise conv {name!r} has a {kh}×{kw} kernel; DoG kernels are square")
         for g in gammas:
             _check(kh, g)
-        bank = {(on, g): dog_kernel(kh, g, on) * scale for g in gammas for on in (True, False)}
+        bank = {(on, g): dog_kernel(kh, g, on) for g in gammas for on in (True, False)}
+        if scale == "match":
+            rms = 1.0 if conv.weight.is_meta else float(conv.weight.pow(2).mean().sqrt())
+            bank = {key: k * (rms / float(k.pow(2).mean().sqrt())) for key, k in bank.items()}
+        else:
+            bank = {key: k * scale for key, k in bank.items()}
         n = conv.out_channels
         chosen = torch.randperm(n, generator=gen, device="cpu")[: max(1, round(share * n))].sort().values.tolist() \
             if share < 1 else list(range(n))
