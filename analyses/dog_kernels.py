@@ -42,7 +42,9 @@ def resolve(source: str, seed: int):
         meta = read_metadata(path)
         acc = (meta.get("metrics") or {}).get("test_acc")
         desc = f"seed {meta.get('seed')}, epoch {meta.get('epoch')}" + (f", test {acc:.2f}%" if acc else "")
-        return f"{meta['model']} (trained)", path, desc
+        opts = (meta.get("spec") or {}).get("convert_kwargs") or {}
+        extra = " " + ",".join(f"{k}={v}" for k, v in sorted(opts.items())) if opts else ""
+        return f"{meta['model']}{extra} (trained)", path, desc
     torch.manual_seed(seed)
     from neurolp.models import create_model
 
