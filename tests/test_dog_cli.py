@@ -75,3 +75,34 @@ def test_checkpoint_kernels_are_dog(dog_checkpoint):
     res = cluster_kernels(kernels, 8, seed=0, table=table)
     assert len(res.centres) == 6          # 3 γ × on/off: only 6 distinct kernels
     assert res.fraction_dog_like_clusters == 1.0 and res.table["corr"].min() > 0.999
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ('{"sigma": 1}', r"unknown DoG option\(s\) \['sigma'\]"),
+    ('{"gammas": [1.5]}', r"must lie in \(0, 1\)"),
+    ('{"pattern": "checker"}', "'alternate' or 'random'"),
+])
+def test_train_refuses_bad_dog_options(tmp_path, capsys, kwargs, message):
+    import re
+
+    out = tmp_path / "run"
+    rc = main(["train", "--model", "dog-convnext_micro", "--dataset", "digits", "--image-size", "16",
+               "--convert-kwargs", kwargs, "--out", str(out), "--no-progress", "--device", "cpu", "--no-publish"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and re.search(message, err), err
+    assert not out.exists()
+
+
+def test_train_dog_runs_two_steps(tmp_path, monkeypatch, capsys):
+    """A real (tiny) `neurolp train` of a dog- model: DoG kernels at step 0, the checkpoint loads."""
+    from neurolp.train.checkpoint import load_model
+
+    monkeypatch.chdir(tmp_path)
+    rc = main(["train", "--model", "dog-convnext_micro", "--dataset", "digits", "--image-size", "16",
+               "--max-train-samples", "64", "--batch-size", "32", "--epochs", "1", "--convert-kwargs",
+               '{"scale": "match", "share": 0.5, "seed": 0}', "--out", "run", "--no-progress",
+               "--device", "cpu", "--no-publish", "--seed", "1"])
+    assert rc == 0, capsys.readouterr().err
+    model, meta = load_model(tmp_path / "run" / "best.safetensors")
+    assert meta["model"] == "dog-convnext_micro" and meta["spec"]["convert_kwargs"]["scale"] == "match"
+    assert len(depthwise_convs(model)) == 6
