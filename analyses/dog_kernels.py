@@ -93,7 +93,7 @@ def main() -> None:
         f"kernels; framed: DoG-like (ρ ≥ {args.threshold:g}; orange on-centre, blue off-centre)"))
     save_figure(fig, args.out / f"{args.name}.png", dpi=150, bbox_inches="tight")
     cols = ["label", "n_kernels", "dog_like_clusters", "n_clusters", "fraction_dog_like_kernels",
-            "fraction_dog_like_strict_kernels"]
+            "fraction_dog_like_strict_kernels", "fraction_dog_like_individually", "median_kernel_corr"]
     print(summary[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"wrote {args.name}.png, {args.name}_clusters.csv, {args.name}_summary.csv to {args.out}")
 

@@ -68,6 +68,8 @@ def test_cluster_kernels_finds_the_dog_clusters():
     assert s["dog_like_clusters"] == 2 and s["fraction_dog_like_clusters"] == pytest.approx(2 / 3)
     assert s["fraction_dog_like_kernels"] == pytest.approx(2 / 3)
     assert (s["on_clusters"], s["off_clusters"]) == (1, 1)
+    assert s["fraction_dog_like_individually"] == pytest.approx(2 / 3)      # low noise: each kernel too
+    assert res.kernels["dog_like"].tolist() == (truth[keep] < 2).tolist()
     again = cluster_kernels(kernels[keep], n_clusters=3, seed=0)
     assert np.array_equal(again.labels, res.labels)
 

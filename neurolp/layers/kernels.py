@@ -141,7 +141,8 @@ class KernelClusters:
 
     ``centres`` [k, K, K] (in normalised units, sorted by cluster size), ``labels`` [N] (cluster of
     each kernel), ``table`` (one row per cluster: ``cluster, size, share, on, gamma, corr, dog_like,
-    opposite_surround, dog_like_strict``) and ``kernels`` (the table of kernels with ``cluster``).
+    opposite_surround, dog_like_strict``) and ``kernels`` (the table of kernels with ``cluster`` and
+    each kernel's own best DoG match: ``on, gamma, corr, dog_like``).
     """
 
     centres: np.ndarray
@@ -166,6 +167,8 @@ class KernelClusters:
                 "fraction_dog_like_clusters": self.fraction_dog_like_clusters,
                 "fraction_dog_like_kernels": self.fraction_dog_like_kernels,
                 "fraction_dog_like_strict_kernels": float(t.loc[t["dog_like_strict"], "share"].sum()),
+                "fraction_dog_like_individually": float(self.kernels["dog_like"].mean()),
+                "median_kernel_corr": float(self.kernels["corr"].median()),
                 "on_clusters": int((t["dog_like"] & t["on"]).sum()),
                 "off_clusters": int((t["dog_like"] & ~t["on"]).sum()), "threshold": self.threshold}
 
@@ -216,6 +219,8 @@ def cluster_kernels(kernels, n_clusters: int = 8, *, seed: int = 0, threshold: f
     out["dog_like_strict"] = out["dog_like"] & out["opposite_surround"]
     kt = table.copy() if table is not None else pd.DataFrame({"index": np.arange(N)})
     kt["cluster"] = labels
+    each = match_dog(raw, gammas, threshold=threshold)   # each kernel on its own, same criterion
+    kt["on"], kt["gamma"], kt["corr"], kt["dog_like"] = (each[c].to_numpy() for c in ("on", "gamma", "corr", "dog_like"))
     return KernelClusters(centres, labels, out, kt, threshold)
 
 
