@@ -254,8 +254,9 @@ def plot_kernel_clusters(results: dict, *, title: str | None = None):
                 spine.set_linewidth(3 if r["dog_like"] else 0.8)
             ax.set_title(f"{100 * r['share']:.0f}%  ρ={r['corr']:.2f}", fontsize=7, pad=2)
             if col == 0:
-                ax.set_ylabel(f"{label}\nDoG-like {s['dog_like_clusters']}/{s['n_clusters']}\n"
-                              f"({100 * s['fraction_dog_like_kernels']:.0f}% of kernels)", fontsize=7,
+                ax.set_ylabel(f"{label}\nDoG-like clusters {s['dog_like_clusters']}/{s['n_clusters']}\n"
+                              f"({100 * s['fraction_dog_like_kernels']:.0f}% of kernels;\n"
+                              f"{100 * s['fraction_dog_like_individually']:.0f}% DoG-like one by one)", fontsize=7,
                               rotation=0, ha="right", va="center")
     fig.suptitle(title or "k-means centres of min-max normalised depthwise kernels "
                  "(framed: DoG-like, orange on-centre / blue off-centre)", fontsize=9)
