@@ -11,7 +11,7 @@ al., ICML 2021), as summarised in ``notes/seed-systems.md`` §C.2 (reimplemented
 * centre radius ``r = γ (K + 1) / 2``, centre cell ``c = (K - 1) / 2`` (0-based),
   ``σ = r / (2γ) · sqrt((1 - γ²) / (-ln γ))``;
 * ``E = exp(-d² / (2γ²σ²)) / γ²`` (centre), ``I = exp(-d² / (2σ²))`` (surround); ``E = I`` exactly
-  at ``d = r``, so ``r`` is the zero crossing;
+  at ``d = r``, so ``r`` is the zero crossing of ``E - I`` (the centre-surround border);
 * ``w = A_c E + A_s I`` with ``(A_c, A_s)`` solving the 2×2 system "the centre cells (E >= I,
   i.e. d <= r) sum to +1, the surround cells (d > r) sum to -1"; so the kernel sums to 0. The
   off-centre kernel is ``-w``.
