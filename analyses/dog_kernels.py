@@ -27,7 +27,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from neurolp.layers.kernels import DOG_THRESHOLD, cluster_kernels, depthwise_kernels, plot_kernel_clusters  # noqa: E402
+from neurolp.layers.kernels import (DOG_THRESHOLD, cluster_kernels, depthwise_kernels,  # noqa: E402
+                                   plot_kernel_clusters)
 from neurolp.utils.io import save_figure, write_csv  # noqa: E402
 
 

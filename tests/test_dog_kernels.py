@@ -9,7 +9,8 @@ from torch import nn
 
 from neurolp.errors import ConfigError, InputError
 from neurolp.layers import dog_kernel
-from neurolp.layers.kernels import cluster_kernels, depthwise_kernels, match_dog, minmax_normalise, plot_kernel_clusters
+from neurolp.layers.kernels import (cluster_kernels, depthwise_kernels, match_dog, minmax_normalise,
+                                   plot_kernel_clusters)
 
 
 def _dog(K, g, on=True):

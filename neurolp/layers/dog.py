@@ -119,7 +119,8 @@ def dog_kernel(K: int, gamma: float, on: bool = True, *, tie_tol: float = TIE_TO
     """The ``[K, K]`` DoG kernel of centre-to-surround ratio ``gamma`` (Neural Echos / OOCS).
 
     On-centre (``on=True``): the centre disc ``d <= r = γ (K + 1) / 2`` (where E >= I) has total
-    mass +1, the surround ``d > r`` mass -1, so the kernel sums to 0. ``on=False`` gives the off-centre kernel ``-w``.
+    mass +1, the surround ``d > r`` mass -1, so the kernel sums to 0. ``on=False`` gives the
+    off-centre kernel ``-w``.
     E.g. ``dog_kernel(3, 0.5)`` has centre 1.509, edges -0.127, corners -0.250.
     """
     K, gamma = _check(K, gamma, tie_tol)
@@ -219,8 +220,11 @@ def init_depthwise_dog_(model: nn.Module, gammas: Sequence[float] | float = DEFA
         else:
             bank = {key: k * scale for key, k in bank.items()}
         n = conv.out_channels
-        chosen = torch.randperm(n, generator=gen, device="cpu")[: max(1, round(share * n))].sort().values.tolist() \
-            if share < 1 else list(range(n))
+        if share < 1:
+            chosen = torch.randperm(n, generator=gen, device="cpu")[: max(1, round(share * n))]
+            chosen = chosen.sort().values.tolist()
+        else:
+            chosen = list(range(n))
         if pattern == "random":
             ons = (torch.rand(n, generator=gen, device="cpu") < 0.5).tolist()
             gis = torch.randint(0, len(gammas), (n,), generator=gen, device="cpu").tolist()

@@ -220,7 +220,8 @@ def cluster_kernels(kernels, n_clusters: int = 8, *, seed: int = 0, threshold: f
     kt = table.copy() if table is not None else pd.DataFrame({"index": np.arange(N)})
     kt["cluster"] = labels
     each = match_dog(raw, gammas, threshold=threshold)   # each kernel on its own, same criterion
-    kt["on"], kt["gamma"], kt["corr"], kt["dog_like"] = (each[c].to_numpy() for c in ("on", "gamma", "corr", "dog_like"))
+    for col in ("on", "gamma", "corr", "dog_like"):
+        kt[col] = each[col].to_numpy()
     return KernelClusters(centres, labels, out, kt, threshold)
 
 
