@@ -1,6 +1,9 @@
-"""Brain-inspired layers: Lp-convolution and its conversion tools."""
+"""Brain-inspired layers: Lp-convolution and its conversion tools; DoG kernels and DoG initialisation
+of depthwise convolutions (Neural Echos)."""
 
 from neurolp.layers.convert import bake_lp, constrain_lp_, crop_lp, large_convert, lp_convert, lp_layers
+from neurolp.layers.dog import (depthwise_convs, dog_centre_mask, dog_coefficients, dog_gamma_range, dog_gaussians,
+                                dog_kernel, init_depthwise_dog_)
 from neurolp.layers.inspect import mask_table, plot_masks
 from neurolp.layers.lpconv import LargeConv2d, LpConv2d, enlarged_kernel_size, masked_conv2d
 
@@ -17,4 +20,11 @@ __all__ = [
     "crop_lp",
     "mask_table",
     "plot_masks",
+    "dog_kernel",
+    "dog_coefficients",
+    "dog_centre_mask",
+    "dog_gaussians",
+    "dog_gamma_range",
+    "depthwise_convs",
+    "init_depthwise_dog_",
 ]
