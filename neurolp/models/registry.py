@@ -81,7 +81,7 @@ class VariantSpec:
 VARIANTS: dict[str, VariantSpec] = {}
 
 # Modules that register plug-in variants (imported lazily with the built-in architectures).
-_PLUGIN_MODULES: tuple[str, ...] = ()
+_PLUGIN_MODULES: tuple[str, ...] = ("neurolp.hebbian.model",)
 
 
 def register_variant(name: str, pattern: str, build: Callable[..., nn.Module], *,
@@ -223,6 +223,7 @@ def list_archs() -> list[str]:
 def list_models(arch: str | None = None, p_values=DEFAULT_P) -> list[str]:
     """The canonical names per architecture: base, large, lp{p} for the paper's p, and lp256f."""
     archs = [arch] if arch else list_archs()
+    _ensure_builtin_archs()  # plug-in variants register on import
     names = []
     for a in archs:
         names += [f"base-{a}", f"large-{a}", *(f"lp{p:g}-{a}" for p in p_values), f"lp256f-{a}"]
