@@ -57,7 +57,7 @@ class HebbianConfig:
     hebb_epochs: int = 10
     conv_lr: Any = CONV_LR
     linear_lr: Any = LINEAR_LR
-    patience: int | None = 10            # batches without a new best metric
+    patience: int | None = 10            # batches without a new best metric (None or 0: never)
     threshold: float = 1e-2
     lebesgue_p: float | None = None      # None: the slides' Table 1 value for n layers
     ranking_param: int | None = None
@@ -103,7 +103,7 @@ def make_hebbian_config(preset: str = "slides", **overrides) -> HebbianConfig:
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     values = {**PRESETS[preset], "preset": preset}
-    values.update({k: v for k, v in overrides.items() if v is not None or k == "patience"})
+    values.update({k: v for k, v in overrides.items() if v is not None})
     cfg = HebbianConfig(**values)
     if not 1 <= cfg.layers <= 5:
         raise ConfigError(f"--layers must be 1..5 (the Amato network's layers), got {cfg.layers}")
@@ -168,7 +168,7 @@ def train_hebbian_layer(layer: nn.Module, inputs: Callable[[torch.Tensor], torch
                     best, since = metric, 0
                 else:
                     since += 1
-                if patience is not None and since > patience:
+                if patience and since > patience:
                     reason = "patience"
                     break
             if reason == "patience":
