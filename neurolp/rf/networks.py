@@ -35,9 +35,15 @@ def hub_checkpoint_dir() -> Path:
 
 
 def _is_registry_name(name: str) -> bool:
-    from neurolp.models.registry import _NAME_RE
+    from neurolp.models.registry import _NAME_RE, _ensure_builtin_archs, _parse_plugin
 
-    return bool(_NAME_RE.match(name.strip().lower()))
+    if _NAME_RE.match(name.strip().lower()):
+        return True
+    _ensure_builtin_archs()  # plug-in variants (e.g. hebb1-amato) register on import
+    try:
+        return _parse_plugin(name.strip().lower()) is not None
+    except ConfigError:
+        return False
 
 
 def torchvision_weights_file(arch: str) -> str | None:
@@ -136,6 +142,18 @@ def _construct(model: str) -> nn.Module:
     return tvm.get_model(model, weights=None)
 
 
+def _neurolp_checkpoint(path: Path) -> dict | None:
+    """The metadata of a neurolp checkpoint (``neurolp train``, ``neurolp hebbian train``), else None."""
+    if path.suffix != ".safetensors":
+        return None
+    from neurolp.train.checkpoint import read_metadata
+
+    try:
+        return read_metadata(path)
+    except CheckpointError:
+        return None
+
+
 def build_network(model: str = "alexnet", *, trained: bool = False, weights=None, seed: int = 0) -> nn.Module:
     """The network in eval mode: seeded random init (``trained=False``) or with trained weights.
 
@@ -149,6 +167,15 @@ def build_network(model: str = "alexnet", *, trained: bool = False, weights=None
         found = find_trained_weights(model, weights)
         if found.path is None:
             raise CheckpointError(found.reason)
+        ckpt = _neurolp_checkpoint(found.path)
+        if ckpt is not None:  # rebuilt as trained (its own classes and input size), all tensors checked
+            from neurolp.models import parse_model_name
+            from neurolp.train.checkpoint import load_model
+
+            if _is_registry_name(model) and str(parse_model_name(model)) != ckpt["model"]:
+                raise CheckpointError(f"{found.path} holds {ckpt['model']}, not {model}; pass --model "
+                                      f"{ckpt['model']}")
+            return load_model(found.path)[0].eval()
         sd = load_state_dict_file(found.path)
         name, _ = first_conv(net)
         prefix = f"{name}." if name else ""
