@@ -60,10 +60,11 @@ def lp_transform(w: torch.Tensor, p: float) -> torch.Tensor:
 
 def rank_activations(currents: torch.Tensor, k: int, delta: float, dim: int = 1) -> torch.Tensor:
     """Post-activations ``g``: 1 for the largest current along ``dim``, −Δ for the k-th, else 0."""
-    idx = currents.topk(k, dim=dim).indices
+    # Unsorted top-k, then its largest and smallest members: rank 1 and rank k (cheaper than sorting).
+    vals, idx = currents.topk(k, dim=dim, sorted=False)
     g = torch.zeros_like(currents)
-    g.scatter_(dim, idx.narrow(dim, 0, 1), 1.0)
-    g.scatter_(dim, idx.narrow(dim, k - 1, 1), -float(delta))
+    g.scatter_(dim, idx.gather(dim, vals.argmax(dim, keepdim=True)), 1.0)
+    g.scatter_(dim, idx.gather(dim, vals.argmin(dim, keepdim=True)), -float(delta))
     return g
 
 
