@@ -246,7 +246,7 @@ def test_augmentation_is_a_function_of_seed_epoch_index():
 
 
 def test_registry_lists_layouts():
-    assert set(DATASETS) == {"cifar100", "tinyimagenet", "cifar100c", "imagefolder", "digits",
+    assert set(DATASETS) == {"cifar100", "cifar10", "tinyimagenet", "cifar100c", "imagefolder", "digits",
                              "synthetic"}
     assert "val_annotations.txt" in DATASETS["tinyimagenet"].layout
 
