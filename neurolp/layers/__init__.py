@@ -1,6 +1,7 @@
-"""Brain-inspired layers: Lp-convolution and its conversion tools."""
+"""Brain-inspired layers: Lp-convolution and its conversion tools; Hebbian (Krotov–Hopfield) layers."""
 
 from neurolp.layers.convert import bake_lp, constrain_lp_, crop_lp, large_convert, lp_convert, lp_layers
+from neurolp.layers.hebbian import BioConv2d, BioLinear
 from neurolp.layers.inspect import mask_table, plot_masks
 from neurolp.layers.lpconv import LargeConv2d, LpConv2d, enlarged_kernel_size, masked_conv2d
 
@@ -17,4 +18,6 @@ __all__ = [
     "crop_lp",
     "mask_table",
     "plot_masks",
+    "BioConv2d",
+    "BioLinear",
 ]
