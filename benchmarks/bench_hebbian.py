@@ -123,6 +123,36 @@ def peak_memory(device, name: str) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
+@torch.no_grad()
+def breakdown(device, repeats: int) -> dict[str, float]:
+    """Median ms of the parts of one conv-trick update (same layer and batch)."""
+    from neurolp.layers.hebbian import conv_hebbian
+
+    x, _ = make(device)
+    bio = BioConv2d(3, 96, 5, lebesgue_p=2, ranking_param=9, delta=0.08).to(device)
+    cur = bio.currents(x)
+    g = rank_activations(cur, 9, 0.08, dim=1)
+    parts = {
+        "currents (conv)": lambda: bio.currents(x),
+        "rank-k competition": lambda: rank_activations(cur, 9, 0.08, dim=1),
+        "Hebbian term, conv trick": lambda: conv_hebbian(x, g, 5, 1, 1, 1, "conv"),
+        "Hebbian term, wgrad": lambda: conv_hebbian(x, g, 5, 1, 1, 1, "wgrad"),
+        "Hebbian term, unfold": lambda: conv_hebbian(x, g, 5, 1, 1, 1, "unfold"),
+        "normalisation term": lambda: (g * cur).sum((0, 2, 3)),
+    }
+    times = {k: [] for k in parts}
+    for fn in parts.values():
+        fn()
+    for _ in range(repeats):
+        for k, fn in parts.items():
+            _sync(device)
+            t0 = time.perf_counter()
+            fn()
+            _sync(device)
+            times[k].append(time.perf_counter() - t0)
+    return {k: 1e3 * statistics.median(v) for k, v in times.items()}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", default="cpu")
@@ -147,9 +177,11 @@ def main(argv=None) -> int:
     print(f"targets (slides): Hebbian update ≤ 3× a Conv2d forward; ≥ 5× faster than unfold. "
           f"Measured: conv trick {med['hebbian conv'] / ref:.2f}× / {unf / med['hebbian conv']:.2f}×, "
           f"wgrad {med['hebbian wgrad'] / ref:.2f}× / {unf / med['hebbian wgrad']:.2f}×")
+    parts = breakdown(device, max(3, args.repeats // 3))
+    print("parts of one conv-trick update (ms): " + "; ".join(f"{k} {v:.1f}" for k, v in parts.items()))
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump(rows, fh, indent=2)
+            json.dump({"methods": rows, "parts_ms": parts}, fh, indent=2)
     return 0
 
 
