@@ -229,3 +229,19 @@ def test_cli_bad_inputs_are_one_line(tmp_path):
     r = _cli("fit-mpnd", "--model", "hebb1-amato", "--weights", str(tmp_path / "none.safetensors"),
              "--out", str(tmp_path / "y"))
     assert r.returncode == 2
+
+
+def test_augment_batch_is_a_reflect_padded_crop_or_its_mirror():
+    import torch.nn.functional as F
+
+    from neurolp.hebbian.data import augment_batch
+
+    x = torch.arange(2 * 3 * 6 * 6, dtype=torch.float32).view(2, 3, 6, 6)
+    xp = F.pad(x, (2, 2, 2, 2), mode="reflect")
+    out = augment_batch(x, torch.Generator().manual_seed(0), pad=2, flip=True)
+    assert out.shape == x.shape
+    for b in range(2):
+        windows = [xp[b, :, i:i + 6, j:j + 6] for i in range(5) for j in range(5)]
+        assert any(torch.equal(out[b], w) or torch.equal(out[b], w.flip(-1)) for w in windows)
+    same = augment_batch(x, torch.Generator().manual_seed(0), pad=0, flip=False)
+    assert torch.equal(same, x)
