@@ -50,6 +50,9 @@ def test_registry_names_and_rule_hyperparameters():
     m = create_model("hebb1-amato", 10, 32, lebesgue_p=4, ranking_param=3)
     assert (m.features[0].layer.lebesgue_p, m.features[0].layer.ranking_param) == (4, 3)
     assert sum(p.numel() for p in create_model("sgd-amato", 10, 32).parameters()) == 1_475_554
+    five = create_model("hebb5-amato", 10, 32)
+    assert [l.step_norm for l in five.hebbian_layers()] == ["kernel"] * 4 + ["global"]
+    assert {l.step_norm for l in create_model("hebb5-amato", 10, 32, step_norm="none").hebbian_layers()} == {"none"}
     with pytest.raises(ConfigError):
         parse_model_name("hebb6-amato")
     with pytest.raises(ConfigError):

@@ -58,6 +58,9 @@ def add_arguments(parser) -> None:
     t.add_argument("--p", dest="lebesgue_p", type=Float(1), default=S, help="Lebesgue exponent p")
     t.add_argument("--k", dest="ranking_param", type=Int(2), default=S, help="rank k of the anti-Hebbian unit")
     t.add_argument("--delta", type=Float(0), default=S, help="anti-Hebbian strength Δ")
+    t.add_argument("--step-norm", type=Choice(("kernel", "global", "none"), what="step normalisation"),
+                   default=S, help="divide each step by its largest entry per kernel or over the layer "
+                                   "(default: kernel for convs, global for the linear layer)")
     t.add_argument("--dropout", type=Float(0, 1, max_open=True), default=S)
     t.add_argument("--head-epochs", type=Int(1), default=S)
     t.add_argument("--head-lr", type=Float(0, min_open=True), default=S)
@@ -89,7 +92,7 @@ class _Schedule:
 
 _CONFIG_KEYS = ("layers", "supervised", "dataset", "data_dir", "seed", "device", "batch_size", "hebb_epochs",
                 "patience", "threshold", "conv_lr", "linear_lr", "lebesgue_p", "ranking_param", "delta",
-                "dropout", "head_epochs", "head_lr", "augment", "val_fraction", "max_train_samples", "progress")
+                "dropout", "step_norm", "head_epochs", "head_lr", "augment", "val_fraction", "max_train_samples", "progress")
 
 
 def _config(args):
@@ -104,8 +107,9 @@ def check(args) -> None:
 
     if getattr(args, "hebbian_command", None) is None:
         return
-    require(not (args.supervised and any(hasattr(args, k) for k in ("lebesgue_p", "ranking_param", "delta"))),
-            "--p/--k/--delta set the Hebbian rule; --supervised trains by SGD only (drop one of them)")
+    require(not (args.supervised and any(hasattr(args, k) for k in ("lebesgue_p", "ranking_param", "delta",
+                                                                     "step_norm"))),
+            "--p/--k/--delta/--step-norm set the Hebbian rule; --supervised trains by SGD only (drop one of them)")
     if args.dataset == "cifar10":
         from types import SimpleNamespace
 

@@ -83,7 +83,7 @@ class AmatoNet(nn.Module):
 
     def __init__(self, num_classes: int = 10, depth: int = 5, hebbian: int = 0, image_size: int = 32,
                  lebesgue_p: float = 2, ranking_param: int = 9, delta: float = 0.08, dropout: float = 0.2,
-                 in_chans: int = 3):
+                 in_chans: int = 3, step_norm: str | None = None):
         super().__init__()
         if not 1 <= depth <= 5 or not 0 <= hebbian <= depth:
             raise ConfigError(f"need 1 <= depth <= 5 and 0 <= hebbian <= depth, got {depth}, {hebbian}")
@@ -96,6 +96,8 @@ class AmatoNet(nn.Module):
                 mods.append(nn.Sequential(nn.AdaptiveMaxPool2d(feature_shape(4)[1:]), nn.Flatten()))
             if i < hebbian:
                 rule = dict(lebesgue_p=lebesgue_p, ranking_param=ranking_param, delta=delta)
+                if step_norm is not None:  # else each layer's default: per kernel (conv), global (linear)
+                    rule["step_norm"] = step_norm
                 layer = BioConv2d(cin, cout, k, **rule) if kind == "conv" else BioLinear(cin, cout, **rule)
             else:  # SGD: the same BatchNorm(affine=False) on the input, no bias (same parameter count)
                 bn = nn.BatchNorm2d(cin, affine=False) if kind == "conv" else nn.BatchNorm1d(cin, affine=False)

@@ -63,6 +63,7 @@ class HebbianConfig:
     ranking_param: int | None = None
     delta: float | None = None
     dropout: float | None = None
+    step_norm: str | None = None         # None: per kernel for convs, global for the linear layer
     # supervised phase
     head_epochs: int = 150
     head_lr: float = 0.05
@@ -80,7 +81,7 @@ class HebbianConfig:
 
     def rule_overrides(self) -> dict:
         out = {"lebesgue_p": self.lebesgue_p, "ranking_param": self.ranking_param, "delta": self.delta,
-               "dropout": self.dropout}
+               "dropout": self.dropout, "step_norm": self.step_norm}
         return {k: v for k, v in out.items() if v is not None}
 
     @property
