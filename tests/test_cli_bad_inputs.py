@@ -320,7 +320,7 @@ CASES = [
     ("models-classes-0", ["models", "--num-classes", "0"], r"--num-classes: must be an integer in \[1, "),
     ("checkpoints-csv-dir", ["checkpoints", "--csv", "{dir}"], r"--csv: .*a_folder is a folder"),
     ("checkpoints-model", ["checkpoints", "--model", "lp2-resnet19"], r"unknown architecture 'resnet19'"),
-    ("checkpoints-dataset", ["checkpoints", "--dataset", "cifar10"], r"unknown dataset 'cifar10' \(did you mean 'cifar100'\?\)"),
+    ("checkpoints-dataset", ["checkpoints", "--dataset", "cifar1000"], r"unknown dataset 'cifar1000' \(did you mean 'cifar100'\?\)"),
 ]
 
 

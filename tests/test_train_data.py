@@ -87,7 +87,7 @@ def test_cifar100_refuses_unsafe_pickles(tmp_path):
 
     with open(folder / "test", "wb") as fh:
         pickle.dump({"data": Evil()}, fh, protocol=2)
-    with pytest.raises(DataFormatError, match=r"is not a CIFAR-100 python-version file \(refusing "
+    with pytest.raises(DataFormatError, match=r"is not a CIFAR python-version file \(refusing "
                                               r"to unpickle (posix|nt)\.system"):
         load_splits(make_config(dataset="cifar100", data_dir=str(tmp_path)))
 
@@ -246,7 +246,7 @@ def test_augmentation_is_a_function_of_seed_epoch_index():
 
 
 def test_registry_lists_layouts():
-    assert set(DATASETS) == {"cifar100", "tinyimagenet", "cifar100c", "imagefolder", "digits",
+    assert set(DATASETS) == {"cifar100", "cifar10", "tinyimagenet", "cifar100c", "imagefolder", "digits",
                              "synthetic"}
     assert "val_annotations.txt" in DATASETS["tinyimagenet"].layout
 

@@ -39,6 +39,7 @@ COMMANDS: tuple[str, ...] = (
     "mmv1",
     "report",
     "sudoku",
+    "hebbian",
 )
 
 

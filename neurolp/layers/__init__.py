@@ -1,9 +1,10 @@
-"""Brain-inspired layers: Lp-convolution and its conversion tools; DoG kernels and DoG initialisation
-of depthwise convolutions (Neural Echos)."""
+"""Brain-inspired layers: Lp-convolution and its conversion tools; Hebbian (Krotov–Hopfield)
+layers; DoG kernels and DoG initialisation of depthwise convolutions (Neural Echos)."""
 
 from neurolp.layers.convert import bake_lp, constrain_lp_, crop_lp, large_convert, lp_convert, lp_layers
 from neurolp.layers.dog import (depthwise_convs, dog_centre_mask, dog_coefficients, dog_gamma_range, dog_gaussians,
                                 dog_kernel, init_depthwise_dog_)
+from neurolp.layers.hebbian import BioConv2d, BioLinear
 from neurolp.layers.inspect import mask_table, plot_masks
 from neurolp.layers.lpconv import LargeConv2d, LpConv2d, enlarged_kernel_size, masked_conv2d
 
@@ -27,4 +28,6 @@ __all__ = [
     "dog_gamma_range",
     "depthwise_convs",
     "init_depthwise_dog_",
+    "BioConv2d",
+    "BioLinear",
 ]

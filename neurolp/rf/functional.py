@@ -67,7 +67,11 @@ def first_conv(model: nn.Module) -> tuple[str, nn.Conv2d]:
 
 @torch.no_grad()
 def conv_weight(conv: nn.Conv2d) -> torch.Tensor:
-    """The effective filter bank of a conv layer: its weight, or ``weight ⊙ Lp-mask`` for an LpConv2d."""
+    """The effective filter bank of a conv layer: its weight, ``weight ⊙ Lp-mask`` for an LpConv2d, or
+    a layer's own ``functional_weight()`` (a Hebbian BioConv2d: ``sgn(W)|W|^{p−1}`` scaled by its
+    input BatchNorm, see :meth:`neurolp.layers.hebbian.BioConv2d.functional_weight`)."""
+    if hasattr(conv, "functional_weight"):
+        return conv.functional_weight().detach()
     w = conv.masked_weight() if hasattr(conv, "masked_weight") else conv.weight
     return w.detach()
 

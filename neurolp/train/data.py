@@ -8,6 +8,7 @@ the expected layout and where to get the files.
 name          layout under ``--data-dir DIR``
 ============  ====================================================================================
 cifar100      ``DIR/cifar-100-python/{train,test,meta}`` (torchvision's layout, "python version")
+cifar10       ``DIR/cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta}`` (python version)
 tinyimagenet  ``DIR/tiny-imagenet-200/{wnids.txt, train/<wnid>/images/*.JPEG,
               val/images/*.JPEG, val/val_annotations.txt}``; all 10,000 val images are the test set
 cifar100c     ``DIR/CIFAR-100-C/{<corruption>.npy, labels.npy}`` (evaluation only)
@@ -75,6 +76,12 @@ DATASETS: dict[str, DatasetInfo] = {
                "layout of the 'CIFAR-100 python version' archive)",
         source="https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz (extract with "
                "`tar xzf cifar-100-python.tar.gz -C DIR`)"),
+    "cifar10": DatasetInfo(
+        "cifar10", 10, 32, 32, 32,
+        layout="DIR/cifar-10-batches-py/ with the files data_batch_1 … data_batch_5, test_batch and "
+               "batches.meta (the 'CIFAR-10 python version' archive)",
+        source="https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz (extract with "
+               "`tar xzf cifar-10-python.tar.gz -C DIR`)"),
     "tinyimagenet": DatasetInfo(
         "tinyimagenet", 200, 64, 224, 64,
         layout="DIR/tiny-imagenet-200/ with wnids.txt, train/<wnid>/images/*.JPEG, "
@@ -233,7 +240,7 @@ class _Subset:
         return self.base[self.indices[i]]
 
 
-# --- CIFAR-100 (torchvision's pickle files, read with an allow-list unpickler) ----------------
+# --- CIFAR-10/100 (the python-version pickle files, read with an allow-list unpickler) --------
 class _NumpyOnlyUnpickler(pickle.Unpickler):
     """Unpickles dicts/lists/strings and NumPy arrays only: the CIFAR files' content, nothing else."""
 
@@ -270,9 +277,9 @@ def _read_cifar_pickle(path: Path) -> dict:
             obj = _NumpyOnlyUnpickler(fh, encoding="latin1").load()
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, KeyError,
             IndexError, OverflowError, MemoryError) as exc:  # a malformed pickle can raise any of these
-        raise DataFormatError(f"{path} is not a CIFAR-100 python-version file ({exc})") from exc
+        raise DataFormatError(f"{path} is not a CIFAR python-version file ({exc})") from exc
     if not isinstance(obj, dict):
-        raise DataFormatError(f"{path} is not a CIFAR-100 python-version file (not a dict)")
+        raise DataFormatError(f"{path} is not a CIFAR python-version file (not a dict)")
     return {(k.decode("latin1") if isinstance(k, bytes) else k): v for k, v in obj.items()}
 
 
@@ -303,6 +310,43 @@ def _load_cifar100(data_dir: Path, **_) -> dict[str, Any]:
             raise DataFormatError(f"{root / split}: fine_labels outside 0..99")
         out[split] = ArrayImages(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels)
     return out
+
+
+CIFAR10_FILES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch", "batches.meta")
+
+
+def _cifar10_root(data_dir: Path) -> Path | None:
+    for cand in (data_dir / "cifar-10-batches-py", data_dir):
+        if all((cand / f).is_file() for f in CIFAR10_FILES):
+            return cand
+    return None
+
+
+def _cifar10_batch(path: Path) -> tuple[np.ndarray, list]:
+    d = _read_cifar_pickle(path)
+    data, labels = np.asarray(d.get("data")), d.get("labels")
+    if data.ndim != 2 or data.shape[1] != 3072 or data.dtype != np.uint8 or labels is None:
+        raise DataFormatError(f"{path}: expected 'data' uint8 [N, 3072] and 'labels', got "
+                              f"{data.dtype} {data.shape}")
+    if len(labels) != len(data) or (len(labels) and not (0 <= min(labels) and max(labels) < 10)):
+        raise DataFormatError(f"{path}: {len(labels)} labels for {len(data)} images, or labels outside 0..9")
+    return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), list(labels)
+
+
+def _load_cifar10(data_dir: Path, **_) -> dict[str, Any]:
+    root = _cifar10_root(data_dir)
+    if root is None:
+        raise _not_found("cifar10", data_dir, f"no cifar-10-batches-py/{{{','.join(CIFAR10_FILES)}}} "
+                                              f"in {data_dir}")
+    meta = _read_cifar_pickle(root / "batches.meta")
+    classes = [c.decode() if isinstance(c, bytes) else str(c) for c in meta.get("label_names", [])]
+    if len(classes) != 10:
+        raise DataFormatError(f"{root / 'batches.meta'} lists {len(classes)} label names, expected 10")
+    parts = [_cifar10_batch(root / f) for f in CIFAR10_FILES[:5]]
+    test = _cifar10_batch(root / "test_batch")
+    return {"classes": classes,
+            "train": ArrayImages(np.concatenate([p[0] for p in parts]), sum((p[1] for p in parts), [])),
+            "test": ArrayImages(*test)}
 
 
 # --- TinyImageNet (original layout, all 10,000 val images) -----------------------------------
@@ -438,7 +482,7 @@ def _load_synthetic(data_dir: Path | None = None, **_) -> dict[str, Any]:
 
 
 _LOADERS: dict[str, Callable[..., dict[str, Any]]] = {
-    "cifar100": _load_cifar100, "tinyimagenet": _load_tinyimagenet,
+    "cifar100": _load_cifar100, "cifar10": _load_cifar10, "tinyimagenet": _load_tinyimagenet,
     "imagefolder": _load_imagefolder, "digits": _load_digits, "synthetic": _load_synthetic,
 }
 
@@ -561,6 +605,9 @@ def check_dataset_present(config) -> None:
     data_dir = Path(config.data_dir).expanduser() if config.data_dir else default_data_dir()
     if config.dataset == "cifar100" and _cifar_root(data_dir) is None:
         raise _not_found("cifar100", data_dir, f"no cifar-100-python/{{train,test,meta}} in {data_dir}")
+    if config.dataset == "cifar10" and _cifar10_root(data_dir) is None:
+        raise _not_found("cifar10", data_dir, f"no cifar-10-batches-py/ with {', '.join(CIFAR10_FILES)} "
+                                              f"in {data_dir}")
     if config.dataset == "tinyimagenet" and _tiny_root(data_dir) is None:
         raise _not_found("tinyimagenet", data_dir, f"no tiny-imagenet-200/wnids.txt in {data_dir}")
     if config.dataset == "imagefolder" and not (data_dir / "train").is_dir():
