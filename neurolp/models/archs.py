@@ -98,3 +98,4 @@ def smallcnn(num_classes: int, image_size: int, width: int = 32, in_chans: int =
 
 
 import neurolp.models.sudoku  # noqa: E402,F401  (registers sudokucnn)
+import neurolp.models.resnet_cifar  # noqa: E402,F401  (registers resnet20)
