@@ -95,8 +95,8 @@ class _Patches(torch.autograd.Function):
         rows = g.shape[0]
         for i in range(kh):
             for j in range(kw):
-                tap = g[:, :, :, :, i, j].permute(3, 0, 1, 2, 4).reshape(b, rows, cols, c)
-                gx[:, i * dh: i * dh + (rows - 1) * sh + 1: sh, j * dw: j * dw + (cols - 1) * sw + 1: sw] += tap
+                dst = gx[:, i * dh: i * dh + (rows - 1) * sh + 1: sh, j * dw: j * dw + (cols - 1) * sw + 1: sw]
+                dst.unflatten(3, (groups, -1)).add_(g[:, :, :, :, i, j].permute(3, 0, 1, 2, 4))
         return gx, None, None, None, None
 
 
@@ -221,6 +221,8 @@ class LocallyConnected2d(nn.Module):
 
     def _rows(self, xp: torch.Tensor, r0: int, r1: int) -> torch.Tensor:
         out = torch.matmul(self._patches(xp, r0, r1), self._kernels(r0, r1))  # [L, g, B, C_out/g]
+        if out.requires_grad:  # the incoming gradient is position-minor; batched matmuls want it dense
+            out.register_hook(torch.Tensor.contiguous)
         b = out.shape[2]
         return out.permute(2, 1, 3, 0).reshape(b, self.out_channels, r1 - r0, self.output_size[1])
 
