@@ -1,7 +1,9 @@
-"""Brain-inspired layers: Lp-convolution and its conversion tools."""
+"""Brain-inspired layers: Lp-convolution and its conversion tools; locally connected layers."""
 
 from neurolp.layers.convert import bake_lp, constrain_lp_, crop_lp, large_convert, lp_convert, lp_layers
 from neurolp.layers.inspect import mask_table, plot_masks
+from neurolp.layers.local import (LocallyConnected2d, lc_convert, lc_layers, set_weight_sharing, share_dynamic_,
+                                  share_instant_, snr_w, within_class_variance)
 from neurolp.layers.lpconv import LargeConv2d, LpConv2d, enlarged_kernel_size, masked_conv2d
 
 __all__ = [
@@ -17,4 +19,12 @@ __all__ = [
     "crop_lp",
     "mask_table",
     "plot_masks",
+    "LocallyConnected2d",
+    "lc_convert",
+    "lc_layers",
+    "set_weight_sharing",
+    "share_instant_",
+    "share_dynamic_",
+    "snr_w",
+    "within_class_variance",
 ]

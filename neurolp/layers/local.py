@@ -388,17 +388,14 @@ def lc_layers(model: nn.Module) -> list[tuple[str, LocallyConnected2d]]:
 
 
 @torch.no_grad()
-def _trace_conv_inputs(model: nn.Module, input_size, in_chans: int) -> dict[nn.Conv2d, tuple[int, int]]:
-    """Input ``(H, W)`` of every ``nn.Conv2d`` that runs on a dummy input, in call order."""
-    seen: dict[nn.Conv2d, tuple[int, int]] = {}
-    names = {m: n for n, m in model.named_modules()}
+def _trace_conv_inputs(model: nn.Module, input_size, in_chans: int) -> dict[nn.Conv2d, list[tuple[int, int]]]:
+    """Input sizes ``(H, W)`` of every ``nn.Conv2d`` that runs on a dummy input, in call order."""
+    seen: dict[nn.Conv2d, list[tuple[int, int]]] = {}
 
     def hook(mod, args):
         size = tuple(args[0].shape[-2:])
-        if mod in seen and seen[mod] != size:
-            raise ConfigError(f"conv {names.get(mod, '?')!r} runs on inputs of sizes {seen[mod]} and {size}; a "
-                              "locally connected layer needs one input size: exclude it")
-        seen.setdefault(mod, size)
+        if size not in seen.setdefault(mod, []):
+            seen[mod].append(size)
 
     hooks = [m.register_forward_pre_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
     was_training = model.training
@@ -455,12 +452,15 @@ def lc_convert(model: nn.Module, input_size, *, skip_first: int = 1, keep_pointw
         if m not in sizes:
             raise ConfigError(f"conv {name!r} does not run on a {input_size} input, so its input size is "
                               f"unknown; pass exclude=[{name!r}] to leave it as it is")
+        if len(sizes[m]) > 1:
+            raise ConfigError(f"conv {name!r} runs on inputs of sizes {' and '.join(map(str, sizes[m]))}; a "
+                              f"locally connected layer needs one input size: pass exclude=[{name!r}]")
         if not _is_plain_conv(m):
             raise ConfigError(f"cannot convert {name} ({type(m).__name__}): it overrides nn.Conv2d's "
                               f"forward, which a locally connected layer would drop; pass exclude=[{name!r}]")
         targets.append((name, m))
     for name, conv in targets:
-        lc = LocallyConnected2d.from_conv(conv, sizes[conv], eps=0.0 if init_eps is None else init_eps,
+        lc = LocallyConnected2d.from_conv(conv, sizes[conv][0], eps=0.0 if init_eps is None else init_eps,
                                           chunk_rows=chunk_rows)
         if init_eps is None:
             lc.reset_parameters(None)  # fresh kernels (and bias), independent per position

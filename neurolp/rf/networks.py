@@ -35,9 +35,16 @@ def hub_checkpoint_dir() -> Path:
 
 
 def _is_registry_name(name: str) -> bool:
-    from neurolp.models.registry import _NAME_RE
+    from neurolp.models.registry import _NAME_RE, _ensure_builtin_archs, _parse_plugin
 
-    return bool(_NAME_RE.match(name.strip().lower()))
+    name = name.strip().lower()
+    if _NAME_RE.match(name):
+        return True
+    _ensure_builtin_archs()
+    try:  # plug-in variants (lc-, lcws10-, ...)
+        return _parse_plugin(name) is not None
+    except ConfigError:
+        return True  # a plug-in prefix on an unknown architecture: parse_model_name says which
 
 
 def torchvision_weights_file(arch: str) -> str | None:
@@ -132,7 +139,12 @@ def _construct(model: str) -> nn.Module:
     if _is_registry_name(model):
         from neurolp.models import create_model
 
-        return create_model(model, num_classes=1000, image_size=224)
+        from neurolp.models import ARCHS, parse_model_name
+
+        # CIFAR architectures (resnet20) at their own 32 px: locally connected variants hold one
+        # kernel per position, and only the first conv is analysed here (the same at any size)
+        size = 32 if "cifar" in ARCHS[parse_model_name(model).arch].tags else 224
+        return create_model(model, num_classes=1000, image_size=size)
     return tvm.get_model(model, weights=None)
 
 
