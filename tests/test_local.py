@@ -203,6 +203,25 @@ def test_registry_names_build_and_hooks_share_and_log():
     assert all(l.sharing is None for _, l in lc_layers(d))
 
 
+def test_batchnorm_statistics_restart_after_sharing():
+    """Sharing moves every kernel, so the running BN statistics restart from the next batch."""
+    torch.manual_seed(0)
+    m = create_model("lcws2-smallcnn", 10, 32, width=4)
+    assert m.lc_bn_restart.every == 2
+    assert set(m.state_dict()) == set(create_model("lc-smallcnn", 10, 32, width=4).state_dict())
+    bn = m[0][1]
+    after_optimizer_step(m, 1)
+    assert bn.momentum == 0.1
+    after_optimizer_step(m, 2)
+    assert bn.momentum is None and int(bn.num_batches_tracked) == 0
+    x = torch.randn(8, 3, 32, 32)
+    with torch.no_grad():
+        m.train()(x)
+        first = m[0][0](x)
+    torch.testing.assert_close(bn.running_mean, first.mean((0, 2, 3)))  # the first batch replaces them
+    assert not hasattr(set_weight_sharing(m, None), "lc_bn_restart")
+
+
 def test_lc_models_build_on_the_meta_device():
     with torch.device("meta"):
         m = create_model("lcwsd10-resnet20", 10, 32)

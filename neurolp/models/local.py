@@ -12,7 +12,8 @@ Model names (any of the architectures in ``LC_ARCHS``):
 ``skip_first`` (1), ``keep_pointwise`` (true), ``init_eps`` (null: independent kernels; ε ≥ 0: the
 conv's kernel plus ε deviations), ``chunk_rows`` (null: no chunking), ``include``/``exclude`` — and
 the sleep phase — ``eta`` (0.1), ``gamma`` (1e-5), ``iters`` (100), ``n_patterns`` (128), ``seed`` (0),
-the authors' values. The sleep phase costs ``iters`` forward passes of ``n_patterns`` images per
+the authors' values — and ``bn_restart`` (true: restart the BatchNorm running averages after each
+sharing event, see :class:`~neurolp.layers.local.BatchNormRestart`). The sleep phase costs ``iters`` forward passes of ``n_patterns`` images per
 layer, so on a CPU use fewer (e.g. ``{"iters": 10, "n_patterns": 32}``).
 
 The input size is fixed by ``image_size`` (each conv's real input size is traced on a dummy input);
@@ -33,7 +34,7 @@ __all__ = ["LC_ARCHS", "CONVERT_KEYS", "SLEEP_KEYS"]
 # inputs (Pogodin et al.: the CIFAR ResNet-20, and ResNet-18 at half width on ImageNet).
 LC_ARCHS = ("resnet20", "resnet18", "smallcnn")
 CONVERT_KEYS = ("skip_first", "keep_pointwise", "init_eps", "chunk_rows", "include", "exclude")
-SLEEP_KEYS = ("eta", "gamma", "iters", "n_patterns", "seed")
+SLEEP_KEYS = ("eta", "gamma", "iters", "n_patterns", "seed", "bn_restart")
 
 
 def _build(mode):
