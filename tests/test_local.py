@@ -207,7 +207,7 @@ def test_batchnorm_statistics_restart_after_sharing():
     """Sharing moves every kernel, so the running BN statistics restart from the next batch."""
     torch.manual_seed(0)
     m = create_model("lcws2-smallcnn", 10, 32, width=4)
-    assert m.lc_bn_restart.every == 2
+    assert len(lc_layers(m)[0][1].restart_norms) == 4
     assert set(m.state_dict()) == set(create_model("lc-smallcnn", 10, 32, width=4).state_dict())
     bn = m[0][1]
     after_optimizer_step(m, 1)
@@ -219,7 +219,7 @@ def test_batchnorm_statistics_restart_after_sharing():
         m.train()(x)
         first = m[0][0](x)
     torch.testing.assert_close(bn.running_mean, first.mean((0, 2, 3)))  # the first batch replaces them
-    assert not hasattr(set_weight_sharing(m, None), "lc_bn_restart")
+    assert all(not l.restart_norms for _, l in lc_layers(set_weight_sharing(m, None)))
 
 
 def test_lc_models_build_on_the_meta_device():

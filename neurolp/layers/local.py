@@ -46,7 +46,7 @@ from neurolp.errors import ConfigError, InputError
 from neurolp.layers.convert import Filter, _as_predicate, _is_plain_conv, _set_submodule
 
 __all__ = ["LocallyConnected2d", "lc_convert", "lc_layers", "share_instant_", "share_dynamic_",
-           "snr_w", "within_class_variance", "set_weight_sharing", "BatchNormRestart", "SharingMode"]
+           "snr_w", "within_class_variance", "set_weight_sharing", "restart_batchnorm_", "SharingMode"]
 
 SharingMode = Literal["instant", "dynamic"]
 _SNR_STD_FLOOR = 1e-20
@@ -142,6 +142,7 @@ class LocallyConnected2d(nn.Module):
         self.bias = nn.Parameter(torch.empty(out_channels, **fk)) if bias else None
         self.sharing: dict | None = None   # set by set_weight_sharing (training-time behaviour)
         self.neurolp_name: str | None = None  # module name, set by lc_convert (metric keys)
+        self.restart_norms: list = []  # BatchNorms to restart after sharing (set_weight_sharing)
         self.reset_parameters(init_eps)
 
     # --- initialisation -------------------------------------------------------------------------
@@ -287,6 +288,7 @@ class LocallyConnected2d(nn.Module):
             gen.manual_seed(cfg.get("seed", 0) * 1_000_003 + step)  # the same on every DDP process
             share_dynamic_(self, eta=cfg["eta"], gamma=cfg["gamma"], iters=cfg["iters"],
                            n_patterns=cfg["n_patterns"], generator=gen)
+        restart_batchnorm_(self.restart_norms)
 
     def neurolp_epoch_metrics(self) -> dict[str, float]:
         return {f"snr_w.{self.neurolp_name}": snr_w(self)} if self.neurolp_name else {}
@@ -469,34 +471,20 @@ def lc_convert(model: nn.Module, input_size, *, skip_first: int = 1, keep_pointw
     return model
 
 
-class BatchNormRestart(nn.Module):
-    """Restart the running averages of a model's BatchNorm layers after every weight-sharing event.
+def restart_batchnorm_(norms) -> None:
+    """Restart the running averages of BatchNorm layers after a weight-sharing event.
 
     Sharing moves every LC kernel at once (the first instant sharing of independent kernels shrinks
     them by ~sqrt(class size)), so the exponential running statistics — which remember the
     activations of before — are wrong in eval mode for many steps: on digits an lcws10-resnet20
-    evaluated at chance with them and at 49 % with batch statistics. After each event this sets
-    ``momentum=None`` and ``num_batches_tracked=0``: the next training batch replaces the running
-    statistics and later ones are averaged cumulatively, so evaluation uses the statistics of the
-    weights since the last sharing. (If no batch follows, the old statistics stay.) It holds no
-    parameters or buffers, so state dicts are unchanged.
+    evaluated at chance with them and at 49 % with batch statistics. This sets ``momentum=None``
+    and ``num_batches_tracked=0``: the next training batch replaces the running statistics and later
+    ones are averaged cumulatively, so evaluation uses the statistics of the weights since the last
+    sharing (if no batch follows, the old statistics stay).
     """
-
-    def __init__(self, model: nn.Module, every: int):
-        super().__init__()
-        self.every = int(every)
-        # plain list, not submodules: the norms stay where they are in the model's state dict
-        object.__setattr__(self, "_norms", [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
-                                            and m.track_running_stats])
-
-    def extra_repr(self) -> str:
-        return f"every={self.every}, norms={len(self._norms)}"
-
-    def neurolp_after_step(self, step: int) -> None:
-        if step % self.every == 0:
-            for m in self._norms:
-                m.momentum = None
-                m.num_batches_tracked.zero_()
+    for m in norms:
+        m.momentum = None
+        m.num_batches_tracked.zero_()
 
 
 def set_weight_sharing(model: nn.Module, mode: SharingMode | None, every: int = 10, *, eta: float = 0.1,
@@ -504,7 +492,8 @@ def set_weight_sharing(model: nn.Module, mode: SharingMode | None, every: int = 
                        bn_restart: bool = True) -> nn.Module:
     """Make every LC layer of ``model`` share weights every ``every`` optimiser steps during
     ``neurolp train`` (through ``neurolp_after_step``); ``mode=None`` switches sharing off.
-    ``bn_restart`` adds (or removes) a :class:`BatchNormRestart` child ``model.lc_bn_restart``."""
+    ``bn_restart``: the first LC layer also restarts the model's BatchNorm running averages after
+    each event (:func:`restart_batchnorm_`)."""
     if mode is None:
         cfg = None
     elif mode not in ("instant", "dynamic"):
@@ -517,8 +506,8 @@ def set_weight_sharing(model: nn.Module, mode: SharingMode | None, every: int = 
                    n_patterns=int(n_patterns), seed=int(seed))
     for i, (_, layer) in enumerate(lc_layers(model)):
         layer.sharing = None if cfg is None else {**cfg, "seed": cfg["seed"] * 1000 + i}
-    if hasattr(model, "lc_bn_restart"):
-        del model.lc_bn_restart
-    if cfg is not None and bn_restart:
-        model.lc_bn_restart = BatchNormRestart(model, cfg["every"])
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    for i, (_, layer) in enumerate(lc_layers(model)):
+        # a plain list attribute: the norms are not registered twice (state dict, Sequential order)
+        layer.restart_norms = norms if (i == 0 and cfg is not None and bn_restart) else []
     return model
