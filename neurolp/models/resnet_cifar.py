@@ -83,7 +83,7 @@ class ResNetCifar(nn.Module):
 
 
 @register_arch("resnet20", description="CIFAR ResNet-20 (He et al. 2016: 3×3 basic blocks, 16/32/64 channels)",
-               tags=("cifar",))
+               tags=("small-input",))
 def resnet20(num_classes: int, image_size: int, shortcut: str = "A", in_chans: int = 3) -> nn.Module:
     """Any ``image_size`` works (global average pooling); the network was designed for 32×32."""
     return ResNetCifar(3, num_classes, shortcut=shortcut, in_chans=in_chans)

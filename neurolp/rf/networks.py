@@ -141,9 +141,9 @@ def _construct(model: str) -> nn.Module:
 
         from neurolp.models import ARCHS, parse_model_name
 
-        # CIFAR architectures (resnet20) at their own 32 px: locally connected variants hold one
-        # kernel per position, and only the first conv is analysed here (the same at any size)
-        size = 32 if "cifar" in ARCHS[parse_model_name(model).arch].tags else 224
+        # small-input architectures (resnet20, smallcnn) at 32 px: their locally connected variants
+        # hold one kernel per position, and only the first conv is analysed here (the same at any size)
+        size = 32 if "small-input" in ARCHS[parse_model_name(model).arch].tags else 224
         return create_model(model, num_classes=1000, image_size=size)
     return tvm.get_model(model, weights=None)
 
