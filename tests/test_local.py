@@ -151,7 +151,8 @@ def test_lc_convert_traces_real_input_sizes_and_keeps_stem_and_pointwise():
                       keep_pointwise=False)
     assert sorted(n for n, _ in lc_layers(only)) == sorted(f"layer1.{b}.conv{c}" for b in range(3) for c in (1, 2)
                                                           if (b, c) != (2, 2))
-    everything = lc_convert(copy.deepcopy(base), 16, skip_first=0, keep_pointwise=False)
+    everything = lc_convert(copy.deepcopy(base), skip_first=0, keep_pointwise=False)  # size: base's image_size
+    assert lc_layers(everything)[0][1].input_size == (16, 16)
     assert not any(isinstance(m, nn.Conv2d) for m in everything.modules())
 
 
@@ -169,6 +170,8 @@ def test_lc_convert_refuses_what_it_cannot_size():
         lc_convert(TwoSizes(), 8, skip_first=0)
     with pytest.raises(ConfigError, match="'unused' does not run"):
         lc_convert(TwoSizes(), 8, skip_first=0, exclude="conv")
+    with pytest.raises(ConfigError, match="needs input_size"):
+        lc_convert(TwoSizes())
 
 
 def test_registry_names_build_and_hooks_share_and_log():

@@ -411,13 +411,14 @@ def _trace_conv_inputs(model: nn.Module, input_size, in_chans: int) -> dict[nn.C
     return seen
 
 
-def lc_convert(model: nn.Module, input_size, *, skip_first: int = 1, keep_pointwise: bool = True,
+def lc_convert(model: nn.Module, input_size=None, *, skip_first: int = 1, keep_pointwise: bool = True,
                init_eps: float | None = None, chunk_rows: int | None = None, in_chans: int | None = None,
                include: Filter = None, exclude: Filter = None) -> nn.Module:
     """Replace ``nn.Conv2d`` layers by :class:`LocallyConnected2d` in place and return the model.
 
     Each conv's input size is traced with one dummy forward pass of a ``[1, in_chans, *input_size]``
-    zero input (eval mode). Args:
+    zero input (eval mode); ``input_size`` defaults to the ``image_size`` a model made by
+    :func:`~neurolp.models.create_model` was built for. Args:
         skip_first: keep the first ``skip_first`` convs *in call order* convolutional (Pogodin et al.
             keep the stem; 0 converts it too).
         keep_pointwise: keep 1×1 convs convolutional (they have no spatial kernel to share).
@@ -433,6 +434,11 @@ def lc_convert(model: nn.Module, input_size, *, skip_first: int = 1, keep_pointw
     dummy input, or whose class overrides ``nn.Conv2d.forward``, raises :class:`ConfigError` unless
     excluded.
     """
+    if input_size is None:
+        input_size = (getattr(model, "neurolp_spec", None) or {}).get("image_size")
+        if input_size is None:
+            raise ConfigError("lc_convert needs input_size (H, W): locally connected layers have one kernel "
+                              "per position, so each conv's input size is traced on an input of that size")
     input_size = tuple(int(s) for s in _pair(input_size))
     if skip_first < 0:
         raise ConfigError(f"skip_first must be >= 0, got {skip_first}")
