@@ -83,7 +83,8 @@ class _Patches(torch.autograd.Function):
         b, rows, cols = p.shape[:3]
         ctx.geometry = (x.shape, kernel_size, stride, dilation, groups)
         p = p.unflatten(3, (groups, -1)).permute(1, 2, 3, 0, 5, 6, 4)  # [rows, W_out, g, B, kh, kw, C/g]
-        return p.reshape(rows * cols, groups, b, -1)
+        out = p.reshape(rows * cols, groups, b, -1)
+        return out.clone() if out._is_view() else out  # (a view only in degenerate shapes, e.g. B = 1, k = 1)
 
     @staticmethod
     def backward(ctx, grad):
