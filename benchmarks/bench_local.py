@@ -155,7 +155,10 @@ def main() -> None:
         t = _times(target, kinds, args.batch, args.rounds, device)
         mem = {k: _peak(target, k, args.batch, device) for k in kinds}
         med = {k: statistics.median(v) * 1e3 for k, v in t.items()}
-        ratio = lambda a, b: statistics.median(x / y for x, y in zip(t[a], t[b]))  # noqa: E731
+
+        def ratio(a, b, t=t):
+            return statistics.median(x / y for x, y in zip(t[a], t[b]))
+
         row = {"layer": name, **{f"{k}_ms": med[k] for k in kinds}, **{f"{k}_MiB": mem[k] / 2**20 for k in kinds},
                "lc_over_conv_time": ratio("lc", "conv"), "chunk_over_lc_time": ratio(kinds[2], "lc"),
                "chunk_over_lc_mem": mem[kinds[2]] / mem["lc"] if mem["lc"] > 0 else float("nan")}

@@ -58,7 +58,8 @@ def test_chunked_forward_and_backward_equal_unchunked():
             torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("k,s,d,g", [((3, 3), (1, 1), (1, 1), 1), ((2, 3), (2, 1), (1, 2), 2), ((1, 1), (3, 3), (1, 1), 1)])
+@pytest.mark.parametrize("k,s,d,g", [((3, 3), (1, 1), (1, 1), 1), ((2, 3), (2, 1), (1, 2), 2),
+                                     ((1, 1), (3, 3), (1, 1), 1)])
 def test_patch_extraction_gradient(k, s, d, g):
     x = torch.randn(2, 7, 6, 4, dtype=torch.double, requires_grad=True)
     assert torch.autograd.gradcheck(lambda t: _Patches.apply(t, k, s, d, g), (x,))

@@ -205,8 +205,8 @@ class LocallyConnected2d(nn.Module):
     def _patches(self, xp: torch.Tensor, r0: int, r1: int) -> torch.Tensor:
         """Patches of the padded channels-last input ``xp [B, H, W, C]`` for output rows ``[r0, r1)``:
         ``[L, groups, B, k_h·k_w·C_in/g]`` (taps outer, channels inner)."""
-        (kh, kw), (sh, sw) = self.kernel_size, self.stride
-        slab = xp[:, r0 * sh: (r1 - 1) * sh + self.dilation[0] * (kh - 1) + 1]
+        kh, sh, dh = self.kernel_size[0], self.stride[0], self.dilation[0]
+        slab = xp[:, r0 * sh: (r1 - 1) * sh + dh * (kh - 1) + 1]
         return _Patches.apply(slab, self.kernel_size, self.stride, self.dilation, self.groups)
 
     def _kernels(self, r0: int, r1: int) -> torch.Tensor:
@@ -336,7 +336,8 @@ def share_dynamic_(layer: LocallyConnected2d, *, eta: float = 0.1, gamma: float 
     cls = layer.position_classes().flatten()
     idx = valid.nonzero().squeeze(1)
     n_cls = layer.share_period[0] * layer.share_period[1]
-    count = torch.zeros(n_cls, device=w.device, dtype=w.dtype).index_add_(0, cls[idx], torch.ones_like(idx, dtype=w.dtype))
+    count = torch.zeros(n_cls, device=w.device, dtype=w.dtype).index_add_(
+        0, cls[idx], torch.ones_like(idx, dtype=w.dtype))
     gate = valid.to(w.dtype).view(*layer.output_size, 1, 1, 1, 1)
     ho, wo = layer.output_size
     g, og = layer.groups, layer.out_channels // layer.groups

@@ -13,8 +13,9 @@ Model names (any of the architectures in ``LC_ARCHS``):
 conv's kernel plus ε deviations), ``chunk_rows`` (null: no chunking), ``include``/``exclude`` — and
 the sleep phase — ``eta`` (0.1), ``gamma`` (1e-5), ``iters`` (100), ``n_patterns`` (128), ``seed`` (0),
 the authors' values — and ``bn_restart`` (true: restart the BatchNorm running averages after each
-sharing event, see :func:`~neurolp.layers.local.restart_batchnorm_`). The sleep phase costs ``iters`` forward passes of ``n_patterns`` images per
-layer, so on a CPU use fewer (e.g. ``{"iters": 10, "n_patterns": 32}``).
+sharing event, see :func:`~neurolp.layers.local.restart_batchnorm_`). The sleep phase costs
+``iters`` forward passes of ``n_patterns`` images per layer, so on a CPU use fewer (e.g.
+``{"iters": 10, "n_patterns": 32}``).
 
 The input size is fixed by ``image_size`` (each conv's real input size is traced on a dummy input);
 an input of another size raises :class:`~neurolp.errors.InputError`. Every LC layer reports its
