@@ -207,23 +207,30 @@ def test_registry_names_build_and_hooks_share_and_log():
     assert all(l.sharing is None for _, l in lc_layers(d))
 
 
-def test_batchnorm_statistics_restart_after_sharing():
-    """Sharing moves every kernel, so the running BN statistics restart from the next batch."""
+def test_batchnorm_statistics_refresh_after_sharing():
+    """Sharing moves every kernel: BN statistics are re-estimated on the last training batch."""
     torch.manual_seed(0)
     m = create_model("lcws2-smallcnn", 10, 32, width=4)
-    assert len(lc_layers(m)[0][1].restart_norms) == 4
+    refresh = lc_layers(m)[0][1].bn_refresh
+    assert len(refresh.norms) == 4 and all(l.bn_refresh is None for _, l in lc_layers(m)[1:])
     assert set(m.state_dict()) == set(create_model("lc-smallcnn", 10, 32, width=4).state_dict())
-    bn = m[0][1]
-    after_optimizer_step(m, 1)
-    assert bn.momentum == 0.1
-    after_optimizer_step(m, 2)
-    assert bn.momentum is None and int(bn.num_batches_tracked) == 0
-    x = torch.randn(8, 3, 32, 32)
+    x = torch.randn(16, 3, 32, 32)
     with torch.no_grad():
         m.train()(x)
-        first = m[0][0](x)
-    torch.testing.assert_close(bn.running_mean, first.mean((0, 2, 3)))  # the first batch replaces them
-    assert all(not l.restart_norms for _, l in lc_layers(set_weight_sharing(m, None)))
+    assert torch.equal(refresh.last_input, x)
+    after_optimizer_step(m, 1)
+    bn = m[0][5]                                     # the BN after the first LC layer
+    assert bn.momentum == 0.1
+    after_optimizer_step(m, 2)                       # share, then refresh on x with the shared weights
+    assert bn.momentum is None and int(bn.num_batches_tracked) == 1 and m.training
+    with torch.no_grad():
+        ref = m[0][:5].eval()(x)                     # what BN sees in eval mode (stem BN refreshed too)
+    torch.testing.assert_close(bn.running_mean, ref.mean((0, 2, 3)), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(bn.running_var, ref.var((0, 2, 3)), atol=1e-5, rtol=1e-3)
+    clone = copy.deepcopy(m)                          # the hook follows the copy
+    assert lc_layers(clone)[0][1].bn_refresh.model is clone
+    set_weight_sharing(m, None)
+    assert all(l.bn_refresh is None for _, l in lc_layers(m)) and not m._forward_pre_hooks
 
 
 def test_lc_models_build_on_the_meta_device():
