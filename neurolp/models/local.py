@@ -12,8 +12,8 @@ Model names (any of the architectures in ``LC_ARCHS``):
 ``skip_first`` (1), ``keep_pointwise`` (true), ``init_eps`` (null: independent kernels; ε ≥ 0: the
 conv's kernel plus ε deviations), ``chunk_rows`` (null: no chunking), ``include``/``exclude`` — and
 the sleep phase — ``eta`` (0.1), ``gamma`` (1e-5), ``iters`` (100), ``n_patterns`` (128), ``seed`` (0),
-the authors' values — and ``bn_restart`` (true: restart the BatchNorm running averages after each
-sharing event, see :func:`~neurolp.layers.local.restart_batchnorm_`). The sleep phase costs
+the authors' values — and ``bn_restart`` (true: re-estimate the BatchNorm statistics after each
+sharing event, see :class:`~neurolp.layers.local.BatchNormRefresh`). The sleep phase costs
 ``iters`` forward passes of ``n_patterns`` images per layer, so on a CPU use fewer (e.g.
 ``{"iters": 10, "n_patterns": 32}``).
 
