@@ -208,27 +208,35 @@ def test_registry_names_build_and_hooks_share_and_log():
 
 
 def test_batchnorm_statistics_refresh_after_sharing():
-    """Sharing moves every kernel: BN statistics are re-estimated on the last training batch."""
+    """Sharing moves every kernel: BN statistics are re-estimated on the last training batch, after
+    every layer has shared."""
     torch.manual_seed(0)
     m = create_model("lcws2-smallcnn", 10, 32, width=4)
-    refresh = lc_layers(m)[0][1].bn_refresh
-    assert len(refresh.norms) == 4 and all(l.bn_refresh is None for _, l in lc_layers(m)[1:])
+    refresh = lc_layers(m)[-1][1].bn_refresh
+    assert len(refresh.norms) == 4 and all(l.bn_refresh is None for _, l in lc_layers(m)[:-1])
     assert set(m.state_dict()) == set(create_model("lc-smallcnn", 10, 32, width=4).state_dict())
     x = torch.randn(16, 3, 32, 32)
     with torch.no_grad():
         m.train()(x)
     assert torch.equal(refresh.last_input, x)
     after_optimizer_step(m, 1)
-    bn = m[0][5]                                     # the BN after the first LC layer
+    bn = m[0][13]                                    # the BN after the last LC layer
     assert bn.momentum == 0.1
-    after_optimizer_step(m, 2)                       # share, then refresh on x with the shared weights
+    after_optimizer_step(m, 2)                       # share every layer, then refresh on x
+    assert all(torch.equal(l.weight[3:], l.weight[:-3]) for _, l in lc_layers(m))
     assert bn.momentum is None and int(bn.num_batches_tracked) == 1 and m.training
     with torch.no_grad():
-        ref = m[0][:5].eval()(x)                     # what BN sees in eval mode (stem BN refreshed too)
-    torch.testing.assert_close(bn.running_mean, ref.mean((0, 2, 3)), atol=1e-5, rtol=1e-4)
-    torch.testing.assert_close(bn.running_var, ref.var((0, 2, 3)), atol=1e-5, rtol=1e-3)
+        ref = m[0][:13].eval()(x)                    # what that BN sees in eval mode (earlier BNs refreshed)
+    torch.testing.assert_close(bn.running_mean, ref.mean((0, 2, 3)), atol=1e-3, rtol=1e-2)
+    torch.testing.assert_close(bn.running_var, ref.var((0, 2, 3)), atol=1e-3, rtol=2e-2)
+    m.eval()
+    with torch.no_grad():                            # eval mode ≈ batch statistics on that batch
+        ev = m(x)
+        m.train()
+        tr = m(x)
+    assert (ev.argmax(1) == tr.argmax(1)).float().mean() > 0.9
     clone = copy.deepcopy(m)                          # the hook follows the copy
-    assert lc_layers(clone)[0][1].bn_refresh.model is clone
+    assert lc_layers(clone)[-1][1].bn_refresh.model is clone
     set_weight_sharing(m, None)
     assert all(l.bn_refresh is None for _, l in lc_layers(m)) and not m._forward_pre_hooks
 

@@ -144,7 +144,7 @@ class LocallyConnected2d(nn.Module):
         self.bias = nn.Parameter(torch.empty(out_channels, **fk)) if bias else None
         self.sharing: dict | None = None   # set by set_weight_sharing (training-time behaviour)
         self.neurolp_name: str | None = None  # module name, set by lc_convert (metric keys)
-        self.bn_refresh: BatchNormRefresh | None = None  # set by set_weight_sharing on the first LC layer
+        self.bn_refresh: BatchNormRefresh | None = None  # set by set_weight_sharing on the last LC layer
         self.reset_parameters(init_eps)
 
     # --- initialisation -------------------------------------------------------------------------
@@ -503,7 +503,8 @@ class BatchNormRefresh:
     averaged in cumulatively until the next event. Training itself is unchanged (it uses batch
     statistics), and no random numbers are drawn.
 
-    A plain object, not a module: it adds nothing to the state dict or to a ``Sequential``'s forward.
+    A plain object held by the model's last LC layer (whose hook runs after every layer has shared),
+    not a module: it adds nothing to the state dict or to a ``Sequential``'s forward.
     """
 
     def __init__(self, model: nn.Module, norms):
@@ -539,7 +540,7 @@ def set_weight_sharing(model: nn.Module, mode: SharingMode | None, every: int = 
                        bn_restart: bool = True) -> nn.Module:
     """Make every LC layer of ``model`` share weights every ``every`` optimiser steps during
     ``neurolp train`` (through ``neurolp_after_step``); ``mode=None`` switches sharing off.
-    ``bn_restart``: the first LC layer also re-estimates the model's BatchNorm statistics after each
+    ``bn_restart``: the last LC layer also re-estimates the model's BatchNorm statistics after each
     event (:class:`BatchNormRefresh`)."""
     if mode is None:
         cfg = None
@@ -560,5 +561,6 @@ def set_weight_sharing(model: nn.Module, mode: SharingMode | None, every: int = 
             layer.bn_refresh = None
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
     if layers and cfg is not None and bn_restart and norms:
-        layers[0][1].bn_refresh = BatchNormRefresh(model, norms)
+        # the last LC layer: the training hooks run in module order, so every layer has shared by then
+        layers[-1][1].bn_refresh = BatchNormRefresh(model, norms)
     return model
