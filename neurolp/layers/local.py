@@ -24,7 +24,10 @@ and the (unbiased) standard deviation across the layer's *non-padded* output pos
 average of ``|mean| / std`` (std = 0 counts as 1e-20), the convention of the authors' training log.
 It is large for nearly convolutional layers and ≈ 0 for independent initialisations.
 
-Implementation: ``F.unfold`` + a batched matmul over positions. The weight is stored as
+Sharing moves every kernel at once, so BatchNorm running statistics go stale; after each event
+:class:`BatchNormRefresh` re-estimates them on the last training batch (training is unchanged).
+
+Implementation: patches gathered channels-last + a batched matmul over positions. The weight is stored as
 ``[H_out, W_out, C_out, C_in/groups, k_h, k_w]`` (``weight[i, j]`` is the conv kernel of position
 (i, j)). ``chunk_rows`` bounds memory: output rows are computed in chunks and, when gradients are
 needed, each chunk is recomputed in the backward pass (activation checkpointing), so the unfolded
