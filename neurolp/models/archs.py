@@ -82,7 +82,8 @@ def convnext_tiny(num_classes: int, image_size: int, drop_path_rate: float = 0.0
     return model
 
 
-@register_arch("smallcnn", description="Small 4-conv CNN for CPU demos and tests (not in the paper)")
+@register_arch("smallcnn", description="Small 4-conv CNN for CPU demos and tests (not in the paper)",
+               tags=("small-input",))
 def smallcnn(num_classes: int, image_size: int, width: int = 32, in_chans: int = 3) -> nn.Module:
     """conv3×3–BN–ReLU blocks (width, 2·width, 4·width, 4·width) with max-pools, global average
     pool and a linear head: small enough to train on a CPU in seconds, deep enough for Lp-masks."""
@@ -98,3 +99,4 @@ def smallcnn(num_classes: int, image_size: int, width: int = 32, in_chans: int =
 
 
 import neurolp.models.sudoku  # noqa: E402,F401  (registers sudokucnn)
+import neurolp.models.resnet_cifar  # noqa: E402,F401  (registers resnet20)

@@ -81,7 +81,7 @@ class VariantSpec:
 VARIANTS: dict[str, VariantSpec] = {}
 
 # Modules that register plug-in variants (imported lazily with the built-in architectures).
-_PLUGIN_MODULES: tuple[str, ...] = ("neurolp.models.dog", "neurolp.hebbian.model")
+_PLUGIN_MODULES: tuple[str, ...] = ("neurolp.models.dog", "neurolp.hebbian.model", "neurolp.models.local")
 
 
 def register_variant(name: str, pattern: str, build: Callable[..., nn.Module], *,

@@ -34,10 +34,13 @@ REDUCTIONS = ("pool", "project")
 
 
 def conv_layer_names(model) -> list[str]:
-    """Names of every ``nn.Conv2d`` module (LpConv2d/LargeConv2d included), in module order."""
+    """Names of every ``nn.Conv2d`` module (LpConv2d/LargeConv2d included) and every
+    :class:`~neurolp.layers.LocallyConnected2d` (the convs of ``lc-`` models), in module order."""
     from torch import nn
 
-    return [name for name, m in model.named_modules() if isinstance(m, nn.Conv2d) and name]
+    from neurolp.layers.local import LocallyConnected2d
+
+    return [name for name, m in model.named_modules() if isinstance(m, (nn.Conv2d, LocallyConnected2d)) and name]
 
 
 def resolve_layers(model, layers=None) -> list[str]:
