@@ -21,6 +21,7 @@ GRID = [(cin, cout, k, s, g, b) for cin, cout, k, s, g, b in
         if cin % g == 0 and cout % g == 0]
 
 
+@pytest.mark.filterwarnings("ignore:Using padding=.same. with even kernel:UserWarning")  # the reference conv
 @pytest.mark.parametrize("size", [4, 8])
 def test_lc_equals_conv_when_the_kernel_is_copied(size):
     """Pogodin's unit-test grid (channels, k, stride, groups, bias), any odd/even k and padding."""
