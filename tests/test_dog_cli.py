@@ -43,7 +43,7 @@ def test_fit_mpnd_untrained_and_checkpoint(dog_checkpoint, tmp_path, capsys):
     assert "holds dog-convnext_micro, not base-convnext_micro" in capsys.readouterr().err
     assert main(["fit-mpnd", "--out", str(tmp_path / "bad2"), "--conditions", "untrained-noise", "--model",
                  "dog-resnet18", "--quiet"]) == 2
-    assert "DoG-initialised depthwise convs" in capsys.readouterr().err
+    assert "dog models (dog-...) exist for convnext_tiny" in capsys.readouterr().err
 
 
 def test_rsa_dog_checkpoint_and_untrained(dog_checkpoint, capsys):

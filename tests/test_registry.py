@@ -157,3 +157,10 @@ def test_plugin_variant_resolves_builds_and_round_trips(monkeypatch):
     assert "toy3-smallcnn" in registry.list_models("smallcnn")
     with pytest.raises(ConfigError, match="toy"):
         registry.parse_model_name("toy7-alexnet")  # restricted to smallcnn: falls through, names the variant
+
+
+@pytest.mark.parametrize("name, valid", [("lc-alexnet", "resnet20"), ("dog-resnet18", "convnext_tiny"),
+                                         ("hebb1-resnet18", "amato")])
+def test_plugin_prefix_on_an_unsupported_arch_names_the_supported_ones(name, valid):
+    with pytest.raises(ConfigError, match=f"exist for .*{valid}.*not '{name.split('-', 1)[1]}'"):
+        parse_model_name(name)

@@ -142,6 +142,18 @@ def _parse_plugin(name: str) -> ModelName | None:
     return None
 
 
+def _refuse_plugin_arch(name: str) -> None:
+    """A plug-in prefix on an architecture it does not support: say which ones it does."""
+    if "-" not in name:
+        return
+    prefix, arch = name.split("-", 1)
+    for spec in VARIANTS.values():
+        if spec.pattern.fullmatch(prefix) and not _NAME_RE.match(name):
+            valid = spec.archs or tuple(sorted(ARCHS))
+            raise ConfigError(f"{spec.name} models ({prefix}-...) exist for {', '.join(valid)}, not {arch!r}; "
+                              f"e.g. {prefix}-{valid[0]} (see `neurolp models`)")
+
+
 def is_registry_name(name: str) -> bool:
     """Whether ``name`` is meant as a registry name (``{base|large|lp…}-{arch}`` or a plug-in
     variant's prefix), whether or not its architecture exists: :func:`parse_model_name` then says
@@ -170,6 +182,7 @@ def parse_model_name(name: str) -> ModelName:
         plugin = _parse_plugin(name.strip().lower())
         if plugin is not None:
             return plugin
+        _refuse_plugin_arch(name.strip().lower())
     m = _NAME_RE.match(name.strip().lower()) if isinstance(name, str) else None
     if m is None:
         extra = "".join(f", {v.name} ({v.description or v.pattern.pattern})" for v in VARIANTS.values())
