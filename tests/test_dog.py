@@ -176,7 +176,7 @@ def test_registry_dog_convnext():
 
 
 @pytest.mark.parametrize("name,kw,msg", [
-    ("dog-resnet18", {}, "dog \\(DoG-initialised"),
+    ("dog-resnet18", {}, "dog models .* exist for convnext_tiny"),
     ("dog-convnext_micro", {"convert_kwargs": {"sigma": 1}}, r"unknown DoG option\(s\) \['sigma'\]"),
     ("dog-convnext_micro", {"convert_kwargs": {"gammas": [2]}}, r"\(0, 1\)"),
 ])
