@@ -102,6 +102,7 @@ RSA = ["rsa", "--model", "base-smallcnn", "--allen-cache", "{cache}", "--no-prog
 NEURAL = ["rsa", "--model", "base-smallcnn", "--untrained", "--image-size", "32", "--no-progress"]
 OK_NEURAL = ["--neural", "{root}/neural_ok.npz", "--images", "{images}"]
 REPORT = ["report", "--models", "base-smallcnn", "lp2-smallcnn", "--no-progress"]
+HEBB = ["hebbian", "train", "--no-progress", "--preset", "quick"]
 
 # (id, argv, regex the one stderr line must match); {placeholders} come from the world fixture,
 # {out} is the existing output folder, {new} an output folder that must not appear.
@@ -321,6 +322,22 @@ CASES = [
     ("checkpoints-csv-dir", ["checkpoints", "--csv", "{dir}"], r"--csv: .*a_folder is a folder"),
     ("checkpoints-model", ["checkpoints", "--model", "lp2-resnet19"], r"unknown architecture 'resnet19'"),
     ("checkpoints-dataset", ["checkpoints", "--dataset", "cifar1000"], r"unknown dataset 'cifar1000' \(did you mean 'cifar100'\?\)"),
+    # hebbian, and the plug-in model families (locally connected, DoG) through train
+    ("hebbian-layers-6", HEBB + ["--out", "{new}", "--layers", "6"], r"--layers: must be an integer in \[1, 5\]"),
+    ("hebbian-device-typo", HEBB + ["--out", "{new}", "--device", "cpus"], r"unknown device 'cpus'"),
+    ("hebbian-cifar10-missing", HEBB + ["--out", "{new}", "--dataset", "cifar10", "--data-dir", "{dir}"],
+     r"cifar10 not found: .*cifar-10-python.tar.gz"),
+    ("hebbian-supervised-rule", HEBB + ["--out", "{new}", "--supervised", "--p", "3"],
+     r"--supervised trains by SGD only"),
+    ("hebbian-lr-0", HEBB + ["--out", "{new}", "--conv-lr", "0"], r"--conv-lr: expected LR > 0"),
+    ("hebbian-out-file", HEBB + ["--out", "{file}"], r"--out: .*exists and is a file"),
+    ("hebbian-no-subcommand", ["hebbian"], r"choose a subcommand: neurolp hebbian train"),
+    ("train-lc-unsupported-arch", TRAIN + ["--model", "lc-alexnet", "--out", "{new}"],
+     r"lc models \(lc-\.\.\.\) exist for resnet20, smallcnn, not 'alexnet'"),
+    ("train-dog-unsupported-arch", TRAIN + ["--model", "dog-resnet18", "--out", "{new}"],
+     r"dog models \(dog-\.\.\.\) exist for convnext_tiny"),
+    ("train-hebb-unsupported-arch", TRAIN + ["--model", "hebb1-resnet18", "--out", "{new}"],
+     r"exist for amato, not 'resnet18'"),
 ]
 
 

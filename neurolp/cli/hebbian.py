@@ -35,7 +35,6 @@ def add_arguments(parser) -> None:
     from neurolp.cli.options import Choice, Float, InPath, Int, OutDir
 
     sub = parser.add_subparsers(dest="hebbian_command", metavar="SUBCOMMAND", parser_class=type(parser))
-    sub.required = True
     t = sub.add_parser("train", help="train hebb{n}-amato (or sgd{n}-amato with --supervised)",
                        description=__doc__, formatter_class=parser.formatter_class)
     t.add_argument("--layers", type=Int(1, 5), default=1, help="n: Hebbian layers (Amato: 4 convs + linear)")
@@ -105,8 +104,8 @@ def _config(args):
 def check(args) -> None:
     from neurolp.cli.options import require
 
-    if getattr(args, "hebbian_command", None) is None:
-        return
+    require(getattr(args, "hebbian_command", None) is not None,
+            "choose a subcommand: neurolp hebbian train (see `neurolp hebbian train --help`)")
     require(not (args.supervised and any(hasattr(args, k) for k in ("lebesgue_p", "ranking_param", "delta",
                                                                      "step_norm"))),
             "--p/--k/--delta/--step-norm set the Hebbian rule; --supervised trains by SGD only (drop one of them)")
