@@ -193,9 +193,16 @@ def test_cli_trains_hebb1_and_fit_mpnd_reads_its_checkpoint(tmp_path):
     out = tmp_path / "hebb1"
     r = _cli("hebbian", "train", "--layers", "1", "--dataset", "digits", "--preset", "quick",
              "--max-train-samples", "200", "--hebb-epochs", "1", "--head-epochs", "1", "--seed", "3",
-             "--out", str(out), "--no-progress")
+             "--out", str(out), "--store", str(tmp_path / "store"), "--no-progress")
     assert r.returncode == 0, r.stderr
     assert "hebb1-amato on digits (seed 3): test" in r.stdout
+    # published like every trained model, so `rsa/report --model hebb1-amato` find it in the store
+    from neurolp.train.store import find_checkpoint
+
+    found = find_checkpoint("hebb1-amato", dataset="digits", store=tmp_path / "store")
+    assert found.read_bytes() != (out / "model.safetensors").read_bytes()  # relabelled kind "final"
+    published, mine = load_model(found)[0].state_dict(), load_model(out / "model.safetensors")[0].state_dict()
+    assert published.keys() == mine.keys() and all(torch.equal(published[k], mine[k]) for k in mine)
     for f in ("model.safetensors", "hebbian_history.csv", "head_history.csv", "metrics.json",
               "fig_hebbian.png", "run.json"):
         assert (out / f).is_file(), f

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 NAME = "hebbian"
 HELP = "Hebbian (Krotov-Hopfield) Amato networks: layer-wise unsupervised training + supervised head"
@@ -43,6 +44,11 @@ def add_arguments(parser) -> None:
     t.add_argument("--data-dir", type=InPath("dir"), default=None, metavar="DIR",
                    help="folder holding cifar-10-batches-py/ (default $NEUROLP_DATA)")
     t.add_argument("--out", type=OutDir(), required=True, metavar="DIR")
+    t.add_argument("--store", type=OutDir(), default=None, metavar="DIR",
+                   help="checkpoint store the model is published to, where `neurolp rsa/report --model "
+                        "hebb1-amato` find it (default $NEUROLP_CHECKPOINTS or ~/.cache/neurolp/checkpoints)")
+    t.add_argument("--no-publish", dest="publish", action="store_false",
+                   help="do not copy the model into the checkpoint store")
     t.add_argument("--preset", type=Choice(("slides", "quick"), what="preset"), default="slides")
     t.add_argument("--seed", type=Int(0), default=0)
     t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
@@ -116,6 +122,11 @@ def check(args) -> None:
 
         check_dataset_present(SimpleNamespace(dataset="cifar10", data_dir=args.data_dir))
     _config(args)  # preset and range checks before any work
+    if args.publish and args.store is None:
+        from neurolp.train.store import default_store
+        from neurolp.utils.checks import check_output_dir
+
+        check_output_dir(default_store(), "--store")  # probed now, not after training
 
 
 def _plot(result):
@@ -184,6 +195,11 @@ def _train(args) -> int:
         print(f"convergence max|Σ|W|^p − 1|: {layers}; unsupervised {m['unsupervised_seconds']:.0f} s")
     print(f"wrote model.safetensors, hebbian_history.csv, head_history.csv, metrics.json, fig_hebbian.png "
           f"to {args.out}")
+    if args.publish:
+        from neurolp.train.store import publish_checkpoint
+
+        dest = publish_checkpoint(Path(args.out) / "model.safetensors", args.store)
+        print(f"published {cfg.model_name} to the checkpoint store: {dest}")
     return 0
 
 
