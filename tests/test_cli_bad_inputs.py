@@ -338,6 +338,8 @@ CASES = [
      r"dog models \(dog-\.\.\.\) exist for convnext_tiny"),
     ("train-hebb-unsupported-arch", TRAIN + ["--model", "hebb1-resnet18", "--out", "{new}"],
      r"exist for amato, not 'resnet18'"),
+    ("train-hebb-by-backprop", TRAIN + ["--model", "hebb2-amato", "--out", "{new}"],
+     r"Hebbian layer\(s\) of hebb2-amato learn without labels: train it with `neurolp hebbian train --layers 2`"),
 ]
 
 

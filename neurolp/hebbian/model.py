@@ -121,6 +121,15 @@ class AmatoNet(nn.Module):
         """The BioConv2d / BioLinear layers, input side first."""
         return [b.layer for b in self.features[: self.hebbian]]
 
+    def neurolp_check_trainable(self) -> None:
+        """``neurolp train`` trains by backprop only: Hebbian layers would stay at their random init."""
+        if self.hebbian:
+            n = self.hebbian
+            raise ConfigError(f"the {n} Hebbian layer(s) of hebb{n}-amato learn without labels: train it with "
+                              f"`neurolp hebbian train --layers {n}` (Krotov–Hopfield layers, then the head); "
+                              f"`neurolp train` trains by backprop only and would leave them at their random "
+                              f"init (for the supervised control use --model sgd{n}-amato)")
+
     def forward_features(self, x, upto: int | None = None):
         """Output of the first ``upto`` layers (all by default), before the classifier."""
         for block in self.features[: self.depth if upto is None else upto]:

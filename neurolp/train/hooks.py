@@ -7,7 +7,10 @@ Any module of the model (the root included) may define:
 * ``neurolp_after_step(step: int) -> None`` — called after every optimiser step with the global
   step (after Lp-masks are projected onto p ≥ p_min by :func:`~neurolp.layers.constrain_lp_`);
 * ``neurolp_epoch_metrics() -> dict[str, float]`` — called at each epoch end; the values are added
-  to that epoch's row of ``metrics.csv`` (keys must be unique across modules).
+  to that epoch's row of ``metrics.csv`` (keys must be unique across modules);
+* ``neurolp_check_trainable() -> None`` — called by ``neurolp train``'s preflight (on the meta
+  device): raise :class:`~neurolp.errors.ConfigError` when backprop training would not train the
+  model as its family means (e.g. Hebbian layers, which learn with ``neurolp hebbian train``).
 
 Both run under ``torch.no_grad`` on every process of a DDP run, so they must be deterministic.
 """
@@ -17,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["after_optimizer_step", "epoch_metrics"]
+__all__ = ["after_optimizer_step", "epoch_metrics", "check_trainable"]
 
 
 def _hooked(model: nn.Module, attr: str):
@@ -47,3 +50,9 @@ def epoch_metrics(model: nn.Module) -> dict[str, float]:
                 raise ValueError(f"epoch metric {k!r} is reported twice (again by {name or 'the model'})")
             out[k] = float(v)
     return out
+
+
+def check_trainable(model: nn.Module) -> None:
+    """Run every module's ``neurolp_check_trainable()`` (each may raise ConfigError)."""
+    for _, fn in _hooked(model, "neurolp_check_trainable"):
+        fn()

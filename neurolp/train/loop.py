@@ -86,6 +86,7 @@ def preflight(config: TrainConfig, out: str | Path, *, resume: bool = False, sto
     from neurolp.train.augment import build_mixup, build_optimizer, build_scheduler, build_transforms
     from neurolp.train.checkpoint import DEFAULT_NORMALIZATION
     from neurolp.train.data import check_dataset_present, dataset_info
+    from neurolp.train.hooks import check_trainable
     from neurolp.train.store import default_store
     from neurolp.utils.checks import check_output_dir
     from neurolp.utils.runtime import resolve_device
@@ -108,6 +109,7 @@ def preflight(config: TrainConfig, out: str | Path, *, resume: bool = False, sto
                                  drop_path_rate=config.drop_path if _has_drop_path(config) else 0.0,
                                  convert_kwargs=config.convert_kwargs or None, **config.model_kwargs)
         check_input_size(model, config.image_size, config.model)
+        check_trainable(model)
     except ConfigError:
         raise
     except Exception as exc:  # noqa: BLE001 - any failure to build is a bad option
