@@ -331,6 +331,8 @@ CASES = [
      r"--supervised trains by SGD only"),
     ("hebbian-lr-0", HEBB + ["--out", "{new}", "--conv-lr", "0"], r"--conv-lr: expected LR > 0"),
     ("hebbian-out-file", HEBB + ["--out", "{file}"], r"--out: .*exists and is a file"),
+    ("hebbian-out-unwritable", HEBB + ["--out", "{ro}/x"], r"--out: .*cannot write in"),
+    ("hebbian-store-unwritable", HEBB + ["--out", "{new}", "--store", "{ro}/store"], r"--store: .*cannot write in"),
     ("hebbian-no-subcommand", ["hebbian"], r"choose a subcommand: neurolp hebbian train"),
     ("train-lc-unsupported-arch", TRAIN + ["--model", "lc-alexnet", "--out", "{new}"],
      r"lc models \(lc-\.\.\.\) exist for resnet20, smallcnn, not 'alexnet'"),
