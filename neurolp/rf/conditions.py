@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 import numpy as np
 
 from neurolp.errors import CheckpointError, ConfigError, InputError
+from neurolp.mpnd.defaults import PAPER_LR, PAPER_STEPS
 
 if TYPE_CHECKING:  # torch and pandas load lazily: `neurolp --help` reads CONDITIONS from here
     import pandas as pd
@@ -341,8 +342,8 @@ def summarize_fits(fits: pd.DataFrame, order: Sequence[str] | None = None, *, p_
 def run_fit_mpnd(
     conditions=None, *, rossi=None, images=None, allen_cache=None, weights=None, model: str = "alexnet",
     n_inputs: int = 17, seed: int = 0, objective: str = "pmf", loss: str = "mse", C: str = "isotropic",
-    bins: PMFBins | None = None, p_max: float = 64.0, fit: str = "converged", lr: float = 0.01,
-    steps: int = 1000, record_every: int = 10, rf: str = "pooled", untrained_networks: int = 1,
+    bins: PMFBins | None = None, p_max: float = 64.0, fit: str = "converged", lr: float = PAPER_LR,
+    steps: int = PAPER_STEPS, record_every: int = 10, rf: str = "pooled", untrained_networks: int = 1,
     min_inputs: int = MIN_INPUTS, n_boot: int = 10000, sensitivity: bool = False,
     sensitivity_widths: Sequence[float] | None = None, progress: bool = False,
 ) -> FitMPNDResult:
