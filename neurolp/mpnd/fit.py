@@ -473,6 +473,13 @@ class _Model:
         s = torch.exp(th[:, 1:])
         return torch.cat([s, s], 1) if self.C_model == "isotropic" else s
 
+    def scalar_sigma(self, th):  # [B]
+        """One σ per RF: σ (isotropic), √(σ_x σ_y) (diagonal), NaN (full C has no single scale)."""
+        if self.C_model == "full":
+            return torch.full((th.shape[0],), float("nan"), dtype=torch.float64)
+        sig = self.sigma(th)
+        return sig[:, 0] if self.C_model == "isotropic" else torch.sqrt(sig[:, 0] * sig[:, 1])
+
     def C(self, th):
         if self.C_model == "full":
             return th[:, 1:].reshape(-1, 2, 2)
@@ -690,14 +697,10 @@ def _adam(f, th, model: _PaperModel, lr: float, steps: int, record_every: int, p
     rec: dict[str, list] = {"_index": [], "step": [], "p": [], "sigma": [], "loss": []}
 
     def record(step, th, val):
-        sig = model.sigma(th)
-        sigma = sig[:, 0] if model.C_model == "isotropic" else (
-            torch.sqrt(sig[:, 0] * sig[:, 1]) if model.C_model == "diagonal"
-            else torch.full((B,), float("nan"), dtype=torch.float64))
         rec["_index"] += range(B)
         rec["step"] += [step] * B
         rec["p"] += model.p(th).tolist()
-        rec["sigma"] += sigma.tolist()
+        rec["sigma"] += model.scalar_sigma(th).tolist()
         rec["loss"] += val.tolist()
 
     bar = _progress(progress, steps)
@@ -825,13 +828,13 @@ def _result_table(model: _Model, th, prep, objective, loss, final, converged, at
     with torch.no_grad():
         p = model.p(th).numpy()
         Cm = model.C(th).numpy()
+        sigma = model.scalar_sigma(th).numpy()
     conf = conformation(Cm @ _HW_FROM_XY)
     if model.C_model == "full":
-        sigma = sx = sy = np.full(len(p), np.nan)
+        sx = sy = np.full(len(p), np.nan)
     else:
         sig = model.sigma(th).numpy()
         sx, sy = sig[:, 0], sig[:, 1]
-        sigma = sx if model.C_model == "isotropic" else np.sqrt(sx * sy)
     return pd.DataFrame({
         "rf": prep.ids,
         "n_points": prep.n_points,
