@@ -282,6 +282,12 @@ def standardize(points, weights=None, mode: Literal["axis", "joint"] = "axis", *
     return (pts - mean) / scale, mean, scale
 
 
+def default_standardize(C: str) -> str:
+    """fit_mpnd's standardisation when none is given: ``"axis"`` for the isotropic C (the paper's),
+    ``"joint"`` (one common scale, so the fitted shape is the RF's) for ``"diagonal"``/``"full"``."""
+    return "axis" if C == "isotropic" else "joint"
+
+
 def empirical_pmf(points, weights=None, bins: PMFBins | tuple | None = None) -> np.ndarray:
     """``[n_x, n_y]`` PMF (index ``[ix, iy]``) of weighted points on ``bins`` (a :class:`PMFBins` or
     ``(edges_x, edges_y)``); mass outside the grid is dropped, so the sum is the fraction inside."""
@@ -628,7 +634,7 @@ def fit_mpnd(
         raise InputError(f"the paper fit needs lr > 0, steps >= 1 and record_every >= 1, got lr={lr}, "
                          f"steps={steps}, record_every={record_every}")
     if standardize is None:
-        standardize = "axis" if C == "isotropic" else "joint"
+        standardize = default_standardize(C)
     bins = bins or PMFBins.centred()
     model = _Model(C, p_min, p_max)
     prep = _prepare(rfs, objective, standardize, bins)

@@ -352,7 +352,7 @@ def run_fit_mpnd(
     (:func:`neurolp.rf.sensitivity.sensitivity_table`)."""
     import pandas as pd
 
-    from neurolp.mpnd.fit import PMFBins, fit_mpnd, rf_pmfs
+    from neurolp.mpnd.fit import PMFBins, default_standardize, fit_mpnd, rf_pmfs
     from neurolp.stats import compare_groups, pairwise_matrix
 
     conds = parse_conditions(conditions)
@@ -401,7 +401,7 @@ def run_fit_mpnd(
               "p_max": p_max, "fit": fit, "lr": lr if fit == "paper" else None,
               "steps": steps if fit == "paper" else None, "rf": rf, "untrained_networks": untrained_networks,
               "min_inputs": min_inputs, "n_boot": n_boot, "sensitivity": sensitivity,
-              "standardize": "axis" if C == "isotropic" else "joint"}
+              "standardize": default_standardize(C)}
     summary = summarize_fits(fits, order, p_max=p_max, n_boot=n_boot, seed=seed)
     sens = sens_summary = None
     if sensitivity:
