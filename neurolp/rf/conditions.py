@@ -326,11 +326,11 @@ def summarize_fits(fits: pd.DataFrame, order: Sequence[str] | None = None, *, p_
             continue
         q = gs.loc[name]
         rows.append({"condition": name, "label": CONDITIONS[name].label if name in CONDITIONS else name,
-                     "n": len(g), "median_p": g["p"].median(), "ci_lo": q["ci_lo"], "ci_hi": q["ci_hi"],
+                     "n": len(g), "median_p": q["median"], "ci_lo": q["ci_lo"], "ci_hi": q["ci_hi"],
                      "ci_level": level, "display": q["display"], "censored": bool(q["censored"]),
-                     "q25_p": g["p"].quantile(0.25), "q75_p": g["p"].quantile(0.75), "mean_p": g["p"].mean(),
+                     "q25_p": q["q25"], "q75_p": q["q75"], "mean_p": g["p"].mean(),
                      "sd_p": g["p"].std(ddof=1), "geo_mean_p": q["geo_mean"],
-                     "median_p_optimum": g["p_optimum"].median() if has["p_optimum"] else g["p"].median(),
+                     "median_p_optimum": g["p_optimum"].median() if has["p_optimum"] else q["median"],
                      "median_sigma": g["sigma"].median(), "converged": int(g["converged"].sum()),
                      "p_at_bound": int(g["p_at_bound"].sum()),
                      "p_at_min": int(g["p_at_min"].sum()) if has["p_at_min"] else 0,
