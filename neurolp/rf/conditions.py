@@ -384,11 +384,8 @@ def run_fit_mpnd(
     matrices = {}
     for test, title in (("mann-whitney", "Mann-Whitney U (Holm-corrected p)"),
                         ("welch-log", "Welch's t-test on log p (Holm-corrected p)")):
-        m = pairwise_matrix(stats[stats["test"] == test], order=order, title=title)
-        m.index = [labels[n] for n in m.index]
-        m.columns = [labels[n] for n in m.columns]
-        m.index.name = title
-        matrices[test] = m
+        matrices[test] = pairwise_matrix(stats[stats["test"] == test], order=order,
+                                         title=title).rename(index=labels, columns=labels)
 
     per_rf = rf_pmfs({k: rset.rfs[k] for k in keys}, fits, bins)
     per_rf["condition"] = [k[0] for k in per_rf["rf"]]
