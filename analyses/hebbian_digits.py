@@ -28,6 +28,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from neurolp.utils.io import save_figure, write_csv  # noqa: E402
+
 
 def collect(root: Path) -> pd.DataFrame:
     rows = []
@@ -50,7 +52,7 @@ def main(argv=None) -> int:
     if df.empty:
         print(f"no runs in {root}")
         return 1
-    df.to_csv(root / "hebbian_digits.csv", index=False)
+    write_csv(df, root / "hebbian_digits.csv")
     summ = df.groupby(["layers", "kind"]).agg(n=("seed", "size"), mean=("test_acc", "mean"), sd=("test_acc", "std"),
                                               conv_L1=("convergence_L1", "median"),
                                               conv_L2=("convergence_L2", "median"),
@@ -77,9 +79,7 @@ def main(argv=None) -> int:
     ax.set_title("digits (8×8 → 32×32): Hebbian features vs SGD")
     ax.legend(frameon=False, loc="upper left", fontsize=7.5)
     fig.tight_layout()
-    out = Path("figures/hebbian_digits.png")
-    out.parent.mkdir(exist_ok=True)
-    fig.savefig(out, dpi=150)
+    out = save_figure(fig, Path("figures/hebbian_digits.png"), dpi=150)
     print(f"wrote {root / 'hebbian_digits.csv'} and {out}")
     return 0
 

@@ -13,26 +13,27 @@ from neurolp.mpnd.conformation import C_from_conformation, conformation
 
 # The rest is loaded on first use (PEP 562), so that parsers can read neurolp.mpnd.defaults
 # without importing torch.
-_WHERE = {
-    "density": ("C_isotropic", "gennorm_cdf", "gennorm_tail", "interval_mass", "log_normalizer",
-                "mpnd_log_prob", "mpnd_prob", "sample_mpnd", "sigma_for_unit_variance", "variance_1d"),
-    "fit": ("PMFBins", "ReceptiveField", "as_receptive_fields", "empirical_pmf", "fit_mpnd",
-            "lattice_edges", "model_pmf", "rf_pmfs", "standardize"),
-    "mask": ("abs_pow", "lp_mask", "offset_grid"),
+_EXPORTS = {
+    "C_isotropic": "density", "gennorm_cdf": "density", "gennorm_tail": "density",
+    "interval_mass": "density", "log_normalizer": "density", "mpnd_log_prob": "density",
+    "mpnd_prob": "density", "sample_mpnd": "density", "sigma_for_unit_variance": "density",
+    "variance_1d": "density",
+    "PMFBins": "fit", "ReceptiveField": "fit", "as_receptive_fields": "fit", "empirical_pmf": "fit",
+    "fit_mpnd": "fit", "lattice_edges": "fit", "model_pmf": "fit", "rf_pmfs": "fit", "standardize": "fit",
+    "abs_pow": "mask", "lp_mask": "mask", "offset_grid": "mask",
 }
-_MODULE_OF = {name: mod for mod, names in _WHERE.items() for name in names}
 
 
 def __getattr__(name: str):
-    if name in _MODULE_OF:
-        value = getattr(importlib.import_module(f"neurolp.mpnd.{_MODULE_OF[name]}"), name)
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f"neurolp.mpnd.{_EXPORTS[name]}"), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'neurolp.mpnd' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(list(globals()) + list(_MODULE_OF))
+    return sorted(list(globals()) + list(_EXPORTS))
 
 
 __all__ = ["abs_pow", "lp_mask", "offset_grid", "conformation", "C_from_conformation",

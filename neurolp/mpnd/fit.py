@@ -282,6 +282,12 @@ def standardize(points, weights=None, mode: Literal["axis", "joint"] = "axis", *
     return (pts - mean) / scale, mean, scale
 
 
+def default_standardize(C: str) -> str:
+    """fit_mpnd's standardisation when none is given: ``"axis"`` for the isotropic C (the paper's),
+    ``"joint"`` (one common scale, so the fitted shape is the RF's) for ``"diagonal"``/``"full"``."""
+    return "axis" if C == "isotropic" else "joint"
+
+
 def empirical_pmf(points, weights=None, bins: PMFBins | tuple | None = None) -> np.ndarray:
     """``[n_x, n_y]`` PMF (index ``[ix, iy]``) of weighted points on ``bins`` (a :class:`PMFBins` or
     ``(edges_x, edges_y)``); mass outside the grid is dropped, so the sum is the fraction inside."""
@@ -473,6 +479,13 @@ class _Model:
         s = torch.exp(th[:, 1:])
         return torch.cat([s, s], 1) if self.C_model == "isotropic" else s
 
+    def scalar_sigma(self, th):  # [B]
+        """One σ per RF: σ (isotropic), √(σ_x σ_y) (diagonal), NaN (full C has no single scale)."""
+        if self.C_model == "full":
+            return torch.full((th.shape[0],), float("nan"), dtype=torch.float64)
+        sig = self.sigma(th)
+        return sig[:, 0] if self.C_model == "isotropic" else torch.sqrt(sig[:, 0] * sig[:, 1])
+
     def C(self, th):
         if self.C_model == "full":
             return th[:, 1:].reshape(-1, 2, 2)
@@ -621,7 +634,7 @@ def fit_mpnd(
         raise InputError(f"the paper fit needs lr > 0, steps >= 1 and record_every >= 1, got lr={lr}, "
                          f"steps={steps}, record_every={record_every}")
     if standardize is None:
-        standardize = "axis" if C == "isotropic" else "joint"
+        standardize = default_standardize(C)
     bins = bins or PMFBins.centred()
     model = _Model(C, p_min, p_max)
     prep = _prepare(rfs, objective, standardize, bins)
@@ -677,8 +690,11 @@ def _check_finite(val, prep) -> None:
 def _adam(f, th, model: _PaperModel, lr: float, steps: int, record_every: int, progress,
           betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
     """Adam with torch's defaults (β = (0.9, 0.999), ε = 1e-8, no weight decay; the same update as
-    ``torch.optim.Adam``, written out to spare its import) on the per-RF losses, projected onto the
-    bounds after each step. Every RF's parameters are independent, so the batch is exactly per-RF Adam.
+    ``torch.optim.Adam``) on the per-RF losses, projected onto the bounds after each step. Every RF's
+    parameters are independent, so the batch is exactly per-RF Adam. The update is written out rather
+    than taken from ``torch.optim`` because the paper-fit numbers quoted depend on this exact update's
+    rounding, which ``torch.optim.Adam`` is only checked to match within rtol 1e-10
+    (tests/test_mpnd_fit.py::test_adam_is_torch_adam_with_projection).
 
     Returns the final ``θ``, per-RF losses, projected gradient norms and the recorded trajectory
     (a dict of columns ``_index, step, p, sigma, loss``).
@@ -690,14 +706,10 @@ def _adam(f, th, model: _PaperModel, lr: float, steps: int, record_every: int, p
     rec: dict[str, list] = {"_index": [], "step": [], "p": [], "sigma": [], "loss": []}
 
     def record(step, th, val):
-        sig = model.sigma(th)
-        sigma = sig[:, 0] if model.C_model == "isotropic" else (
-            torch.sqrt(sig[:, 0] * sig[:, 1]) if model.C_model == "diagonal"
-            else torch.full((B,), float("nan"), dtype=torch.float64))
         rec["_index"] += range(B)
         rec["step"] += [step] * B
         rec["p"] += model.p(th).tolist()
-        rec["sigma"] += sigma.tolist()
+        rec["sigma"] += model.scalar_sigma(th).tolist()
         rec["loss"] += val.tolist()
 
     bar = _progress(progress, steps)
@@ -825,13 +837,13 @@ def _result_table(model: _Model, th, prep, objective, loss, final, converged, at
     with torch.no_grad():
         p = model.p(th).numpy()
         Cm = model.C(th).numpy()
+        sigma = model.scalar_sigma(th).numpy()
     conf = conformation(Cm @ _HW_FROM_XY)
     if model.C_model == "full":
-        sigma = sx = sy = np.full(len(p), np.nan)
+        sx = sy = np.full(len(p), np.nan)
     else:
         sig = model.sigma(th).numpy()
         sx, sy = sig[:, 0], sig[:, 1]
-        sigma = sx if model.C_model == "isotropic" else np.sqrt(sx * sy)
     return pd.DataFrame({
         "rf": prep.ids,
         "n_points": prep.n_points,

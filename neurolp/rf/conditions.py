@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 import numpy as np
 
 from neurolp.errors import CheckpointError, ConfigError, InputError
+from neurolp.mpnd.defaults import PAPER_LR, PAPER_STEPS
 
 if TYPE_CHECKING:  # torch and pandas load lazily: `neurolp --help` reads CONDITIONS from here
     import pandas as pd
@@ -325,11 +326,11 @@ def summarize_fits(fits: pd.DataFrame, order: Sequence[str] | None = None, *, p_
             continue
         q = gs.loc[name]
         rows.append({"condition": name, "label": CONDITIONS[name].label if name in CONDITIONS else name,
-                     "n": len(g), "median_p": g["p"].median(), "ci_lo": q["ci_lo"], "ci_hi": q["ci_hi"],
+                     "n": len(g), "median_p": q["median"], "ci_lo": q["ci_lo"], "ci_hi": q["ci_hi"],
                      "ci_level": level, "display": q["display"], "censored": bool(q["censored"]),
-                     "q25_p": g["p"].quantile(0.25), "q75_p": g["p"].quantile(0.75), "mean_p": g["p"].mean(),
+                     "q25_p": q["q25"], "q75_p": q["q75"], "mean_p": g["p"].mean(),
                      "sd_p": g["p"].std(ddof=1), "geo_mean_p": q["geo_mean"],
-                     "median_p_optimum": g["p_optimum"].median() if has["p_optimum"] else g["p"].median(),
+                     "median_p_optimum": g["p_optimum"].median() if has["p_optimum"] else q["median"],
                      "median_sigma": g["sigma"].median(), "converged": int(g["converged"].sum()),
                      "p_at_bound": int(g["p_at_bound"].sum()),
                      "p_at_min": int(g["p_at_min"].sum()) if has["p_at_min"] else 0,
@@ -341,8 +342,8 @@ def summarize_fits(fits: pd.DataFrame, order: Sequence[str] | None = None, *, p_
 def run_fit_mpnd(
     conditions=None, *, rossi=None, images=None, allen_cache=None, weights=None, model: str = "alexnet",
     n_inputs: int = 17, seed: int = 0, objective: str = "pmf", loss: str = "mse", C: str = "isotropic",
-    bins: PMFBins | None = None, p_max: float = 64.0, fit: str = "converged", lr: float = 0.01,
-    steps: int = 1000, record_every: int = 10, rf: str = "pooled", untrained_networks: int = 1,
+    bins: PMFBins | None = None, p_max: float = 64.0, fit: str = "converged", lr: float = PAPER_LR,
+    steps: int = PAPER_STEPS, record_every: int = 10, rf: str = "pooled", untrained_networks: int = 1,
     min_inputs: int = MIN_INPUTS, n_boot: int = 10000, sensitivity: bool = False,
     sensitivity_widths: Sequence[float] | None = None, progress: bool = False,
 ) -> FitMPNDResult:
@@ -351,7 +352,7 @@ def run_fit_mpnd(
     (:func:`neurolp.rf.sensitivity.sensitivity_table`)."""
     import pandas as pd
 
-    from neurolp.mpnd.fit import PMFBins, fit_mpnd, rf_pmfs
+    from neurolp.mpnd.fit import PMFBins, default_standardize, fit_mpnd, rf_pmfs
     from neurolp.stats import compare_groups, pairwise_matrix
 
     conds = parse_conditions(conditions)
@@ -383,11 +384,8 @@ def run_fit_mpnd(
     matrices = {}
     for test, title in (("mann-whitney", "Mann-Whitney U (Holm-corrected p)"),
                         ("welch-log", "Welch's t-test on log p (Holm-corrected p)")):
-        m = pairwise_matrix(stats[stats["test"] == test], order=order, title=title)
-        m.index = [labels[n] for n in m.index]
-        m.columns = [labels[n] for n in m.columns]
-        m.index.name = title
-        matrices[test] = m
+        matrices[test] = pairwise_matrix(stats[stats["test"] == test], order=order,
+                                         title=title).rename(index=labels, columns=labels)
 
     per_rf = rf_pmfs({k: rset.rfs[k] for k in keys}, fits, bins)
     per_rf["condition"] = [k[0] for k in per_rf["rf"]]
@@ -400,7 +398,7 @@ def run_fit_mpnd(
               "p_max": p_max, "fit": fit, "lr": lr if fit == "paper" else None,
               "steps": steps if fit == "paper" else None, "rf": rf, "untrained_networks": untrained_networks,
               "min_inputs": min_inputs, "n_boot": n_boot, "sensitivity": sensitivity,
-              "standardize": "axis" if C == "isotropic" else "joint"}
+              "standardize": default_standardize(C)}
     summary = summarize_fits(fits, order, p_max=p_max, n_boot=n_boot, seed=seed)
     sens = sens_summary = None
     if sensitivity:

@@ -232,9 +232,7 @@ def plot_trajectory(trajectory: pd.DataFrame, fits: pd.DataFrame | None = None,
     if p_max is not None:
         ax.axhline(p_max, color="0.5", lw=0.8, ls=":")
     ax.axhline(2, color="#1b7837", lw=0.6, ls=":")
-    from matplotlib.ticker import FuncFormatter
-
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_major_formatter(_PlainFormatter())
     ax.set_xlabel("Adam step")
     ax.set_ylabel("median p (IQR band; log scale)")
     ax.set_title("Paper fit: p along the gradient descent (dashed: where it converges)", fontsize=10)
@@ -277,9 +275,7 @@ def plot_sensitivity(sens: pd.DataFrame, order: Sequence[str] | None = None, foo
         sp = float(np.median(spacing))
         ax.axvline(sp, color="0.4", lw=0.8, ls=":")
         ax.text(sp, ax.get_ylim()[1], f" tap spacing {sp:.2f}", fontsize=7, color="0.35", va="top")
-    from matplotlib.ticker import FuncFormatter
-
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_major_formatter(_PlainFormatter())
     ax.set_xlabel("PMF bin width (standardised units; fixed grid for every RF)")
     ax.set_ylabel("median p (95% CI band; log scale)")
     ax.set_title("Does p depend on the binning? Kernel RFs alias on a fixed grid; point clouds do not\n"

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from neurolp.errors import InputError
+from neurolp.mpnd.defaults import PAPER_LR, PAPER_STEPS
 
 __all__ = ["DEFAULT_WIDTHS", "DEFAULT_SIZES", "GRID_EXTENT", "grid_for_width", "sensitivity_table",
            "sensitivity_summary", "summary_lines"]
@@ -66,8 +67,8 @@ def _variants(widths, sizes, lr, steps):
     return out
 
 
-def sensitivity_table(rfs: dict, fits: pd.DataFrame, *, p_max: float = 64.0, lr: float = 0.01,
-                      steps: int = 1000, widths: Sequence[float] | None = None,
+def sensitivity_table(rfs: dict, fits: pd.DataFrame, *, p_max: float = 64.0, lr: float = PAPER_LR,
+                      steps: int = PAPER_STEPS, widths: Sequence[float] | None = None,
                       sizes: Sequence[int] | None = None, n_boot: int = 10000, seed: int = 0,
                       progress: bool = False) -> pd.DataFrame:
     """Median p (bootstrap CI) of every condition under every variant (see module docstring).
