@@ -301,14 +301,12 @@ class SudokuTask(Task):
                 "train_cell_accuracy": stats.get("correct", 0.0) / max(81 * n, 1)}
 
     def evaluate(self, model: nn.Module, split: str, ctx: EngineContext) -> dict[str, Any]:
-        from neurolp.sudoku.metrics import evaluate_puzzles
+        from neurolp.sudoku.metrics import METRIC_COLUMNS, evaluate_puzzles
 
         sp = self.split
         idx = sp.val if split == "val" else sp.test
-        keys = ("loss", "cell_accuracy", "blank_accuracy", "row_validity", "column_validity",
-                "box_validity", "puzzle_validity", "oneshot_solved")
-        if split == "test":
-            keys += ("iterative_solved",)
+        # the iterative solver runs on the test split only
+        keys = tuple(k for k in METRIC_COLUMNS if split == "test" or k != "iterative_solved")
         if len(idx) == 0:  # (every DDP rank evaluates the same puzzles: identical selection)
             return {k: None for k in keys}
         res = evaluate_puzzles(model, sp.quizzes[idx], sp.solutions[idx],
@@ -324,12 +322,11 @@ class SudokuTask(Task):
 
     def summarize(self, info: dict[str, Any]) -> dict[str, Any]:
         from neurolp.models import count_params
+        from neurolp.sudoku.metrics import METRIC_COLUMNS
 
         cfg = self.config
         best, last = info["best_metrics"] or {}, info["last_metrics"] or {}
-        keep = ("loss", "cell_accuracy", "blank_accuracy", "row_validity", "column_validity",
-                "box_validity", "puzzle_validity", "oneshot_solved", "iterative_solved",
-                "val_cell_accuracy")
+        keep = METRIC_COLUMNS + ("val_cell_accuracy",)
         return {"model": model_name(cfg.variant), "variant": cfg.variant, "depth": cfg.depth,
                 "width": cfg.width, "params": count_params(self.model), "seed": cfg.seed,
                 "data": self.split.source, "split_sizes": self.split.sizes(),
