@@ -248,17 +248,13 @@ class SudokuTask(Task):
 
     def setup(self, ctx: EngineContext) -> None:
         from neurolp.train.data import EpochBatchSampler
+        from neurolp.train.distributed import barrier  # a no-op unless distributed
 
         cfg, dist = self.config, ctx.dist
-        if dist.enabled:
-            from neurolp.train.distributed import barrier
-
-            if not dist.is_main:
-                barrier(dist)  # rank 0 generates and writes puzzles.csv first
+        if not dist.is_main:
+            barrier(dist)  # rank 0 generates and writes puzzles.csv first
         self.split = load_split(cfg, ctx.out, write=dist.is_main, progress=cfg.progress and dist.is_main)
-        if dist.enabled and dist.is_main:
-            from neurolp.train.distributed import barrier
-
+        if dist.is_main:
             barrier(dist)
         ctx.notes += self.split.notes
         sp = self.split
