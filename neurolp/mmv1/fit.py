@@ -58,19 +58,19 @@ class MMV1Config:
     session: str = ""
     model: str = "base-mmv1"
     preset: str = "quick"
-    # data (see DataOptions)
-    video: str = "vid_mean"
-    behav_mode: str = "all_prod"
-    seq_len: int = 4
-    predict_offset: int = 1
-    min_rate_hz: float = 3.0
-    neurons: tuple[int, ...] | None = None
-    nan: str = "zero"
-    frame_norm: str = "segment"
-    frame_range: str = "01"
-    val_fraction: float = 0.2
-    bin_ms: float = 48.0
-    segments: tuple[int, ...] | None = None
+    # data: DataOptions' fields, flat, with its defaults
+    video: str = DataOptions.video
+    behav_mode: str = DataOptions.behav_mode
+    seq_len: int = DataOptions.seq_len
+    predict_offset: int = DataOptions.predict_offset
+    min_rate_hz: float = DataOptions.min_rate_hz
+    neurons: tuple[int, ...] | None = DataOptions.neurons
+    nan: str = DataOptions.nan
+    frame_norm: str = DataOptions.frame_norm
+    frame_range: str = DataOptions.frame_range
+    val_fraction: float = DataOptions.val_fraction
+    bin_ms: float = DataOptions.bin_ms
+    segments: tuple[int, ...] | None = DataOptions.segments
     # model
     channels: tuple[int, ...] = (16, 16, 8)
     hidden_size: int = 64
