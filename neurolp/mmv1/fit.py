@@ -199,20 +199,15 @@ class MMV1Task(Task):
     sample_unit = "windows"
     eval_splits = {"val": "val_"}
     selection = Selection("val", "loss", "min")
+    runtime_fields = MMV1Config.RUNTIME
 
     def __init__(self, config: MMV1Config, session: SessionData | None = None):
         self.config = config.validate()
-        self.runtime_fields = MMV1Config.RUNTIME
         self.session = session
         c = config
         self.options = EngineOptions(epochs=c.epochs, seed=c.seed, device=c.device, amp=c.amp,
                                      channels_last=False, checkpoint_every=c.checkpoint_every,
                                      max_steps=c.max_steps, patience=c.patience, progress=c.progress)
-
-    def config_differences(self, saved: dict[str, Any]) -> dict[str, tuple]:
-        now = self.config.to_dict()
-        return {k: (saved.get(k), now.get(k)) for k in set(now) | set(saved)
-                if k not in self.runtime_fields and saved.get(k) != now.get(k)}
 
     # data
     def setup(self, ctx: EngineContext) -> None:
@@ -387,7 +382,6 @@ def run_fit(data: str | Path, variants: Sequence[str], out: str | Path, *, sessi
 
     import pandas as pd
 
-    from neurolp.mmv1.data import load_session as _load
     from neurolp.mmv1.layout import list_sessions
     from neurolp.mmv1.metrics import format_table5, session_summary, table5
     from neurolp.utils.io import atomic_write, staged_output, write_csv, write_run_record
@@ -403,7 +397,7 @@ def run_fit(data: str | Path, variants: Sequence[str], out: str | Path, *, sessi
     described = {}
     for name in names:
         cfg0 = dataclasses.replace(base, data=str(data), session=name)
-        sdata = _load(data, name, cfg0.data_options())
+        sdata = load_session(data, name, cfg0.data_options())
         described[name] = sdata.describe()
         log(f"{name}: {sdata.num_neurons} of {len(sdata.rates_hz)} neurons, windows train "
             f"{len(sdata.train)} / val {len(sdata.val)} / test {len(sdata.test)}, "
