@@ -32,7 +32,7 @@ from torch import nn
 from neurolp.errors import ConfigError
 from neurolp.mmv1 import model as _model  # noqa: F401  (registers the mmv1 architecture)
 from neurolp.mmv1.data import DataOptions, SessionData, load_session
-from neurolp.mmv1.metrics import SMOOTH_BINS, evaluate_traces, pearson_per_neuron, smooth_traces
+from neurolp.mmv1.metrics import SMOOTH_BINS, evaluate_traces
 from neurolp.train.engine import EngineContext, EngineOptions, Selection, StepOutput, Task
 
 __all__ = ["PRESETS", "PAPER_VARIANTS", "MMV1Config", "MMV1Task", "make_config", "predict", "fit_session",
@@ -276,11 +276,9 @@ class MMV1Task(Task):
         pred = predict(model, ds, ctx.device, batch_size=c.eval_batch_size or 2 * c.batch_size,
                        num_workers=self.workers, amp_dtype=ctx.amp_dtype)
         true = ds.targets()
-        lengths = ds.segment_lengths()
-        cc = pearson_per_neuron(smooth_traces(pred, lengths, c.smooth_bins),
-                                smooth_traces(true, lengths, c.smooth_bins))
-        return {"loss": _poisson_nll(pred, true), "cc": float(np.nanmean(cc)),
-                "cc_raw": float(np.nanmean(pearson_per_neuron(pred, true)))}
+        ev = evaluate_traces(pred, true, ds.segment_lengths(), window=c.smooth_bins)  # per segment
+        return {"loss": _poisson_nll(pred, true), "cc": float(np.nanmean(ev["cc"].to_numpy())),
+                "cc_raw": float(np.nanmean(ev["cc_raw"].to_numpy()))}
 
     # records
     def checkpoint_metadata(self) -> dict[str, Any]:
