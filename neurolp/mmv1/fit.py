@@ -401,18 +401,20 @@ def run_fit(data: str | Path, variants: Sequence[str], out: str | Path, *, sessi
             f"{len(sdata.train)} / val {len(sdata.val)} / test {len(sdata.test)}, "
             f"{sdata.behav_dim} behaviour features; NaN bins ({cfg0.nan}): "
             + (", ".join(f"{k} {v}" for k, v in _nan_totals(sdata).items()) or "none"))
+        oracle_cc = None  # depends on the session only: computed at its first scored variant
         for v in variants:
             cfg = dataclasses.replace(cfg0, model=f"{v}-mmv1").validate()
             r = fit_session(cfg, out / "runs" / name / v, sdata, resume=resume, store=store, publish=publish)
             if r is None:
                 continue
             if synthetic is not None:
-                from neurolp.mmv1.synthetic import oracle_counts
+                if oracle_cc is None:
+                    from neurolp.mmv1.synthetic import oracle_counts
 
-                oracle = oracle_counts(data, name, sdata.test, sdata.neurons)
-                r.neurons["cc_oracle"] = evaluate_traces(oracle, r.true, r.segment_lengths,
-                                                         window=cfg.smooth_bins,
-                                                         across_joins=cfg.across_joins)["cc"].to_numpy()
+                    oracle = oracle_counts(data, name, sdata.test, sdata.neurons)
+                    oracle_cc = evaluate_traces(oracle, r.true, r.segment_lengths, window=cfg.smooth_bins,
+                                                across_joins=cfg.across_joins)["cc"].to_numpy()
+                r.neurons["cc_oracle"] = oracle_cc.copy()
             results.append(r)
             log(f"  {v:>6}: cc {r.neurons['cc'].mean():.3f} (shuffled {r.neurons['cc_shuffled'].mean():.3f}), "
                 f"MSE {r.neurons['mse'].mean():.4f}; {r.summary['epochs_done']} epoch(s), "
