@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from neurolp.utils import atomic_write_text, staged_output
+from neurolp.utils import atomic_write_text, file_sha256, staged_output
 
 
 def test_atomic_write_replaces_whole_file_with_umask_mode(tmp_path):
@@ -63,3 +63,17 @@ def test_save_figure_writes_png_atomically_and_closes(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not plt.fignum_exists(fig.number)
     assert [p.name for p in tmp_path.iterdir()] == ["f.png"]
+
+
+def test_file_sha256_matches_known_digests_across_chunks(tmp_path):
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    assert file_sha256(empty) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    abc = tmp_path / "abc"
+    abc.write_bytes(b"abc")
+    assert file_sha256(abc) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    big = tmp_path / "big"  # more than one 1 MiB read
+    big.write_bytes(b"a" * 1_000_000 * 3)
+    import hashlib
+
+    assert file_sha256(big) == hashlib.sha256(b"a" * 3_000_000).hexdigest()

@@ -33,7 +33,7 @@ from neurolp.brain import nwb
 from neurolp.brain.cache import CacheLayout, experiment_table, select_experiments, unmatched_filters
 from neurolp.brain.selection import Selection
 from neurolp.errors import DataFormatError, DataNotFoundError, InputError
-from neurolp.utils.io import atomic_write, atomic_write_text
+from neurolp.utils.io import atomic_write, atomic_write_text, file_sha256
 
 __all__ = ["ResponseParams", "BrainResponses", "experiment_responses", "load_responses",
            "ARTEFACT_VERSION"]
@@ -204,14 +204,6 @@ def _fingerprint(paths: Iterable[Path]) -> list[list]:
     return out
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _artefact_key(selection: Selection, params: ResponseParams) -> str:
     blob = json.dumps({"v": ARTEFACT_VERSION, "selection": selection.to_dict(),
                        "params": params.to_dict()}, sort_keys=True)
@@ -344,7 +336,7 @@ def _write_artefact(npz_path: Path, meta_path: Path, selection, params, response
         meta = {"version": ARTEFACT_VERSION, "selection": selection.to_dict(),
                 "params": params.to_dict(), "experiments": [int(e) for e in responses],
                 "reports": {str(k): v for k, v in reports.items()}, "sources": fingerprint,
-                "sha256": _sha256(npz_path)}
+                "sha256": file_sha256(npz_path)}
         atomic_write_text(meta_path, json.dumps(meta, indent=1) + "\n")
         return npz_path
     except OSError:
@@ -362,7 +354,7 @@ def _read_artefact(npz_path, meta_path, selection, params, eids, fingerprint):
             or meta.get("params") != params.to_dict() or meta.get("experiments") != eids
             or meta.get("sources") != fingerprint):
         return None  # stale: rebuilt by the caller
-    if meta.get("sha256") != _sha256(npz_path):
+    if meta.get("sha256") != file_sha256(npz_path):
         return None  # corrupt
     try:
         with np.load(npz_path, allow_pickle=False) as z:

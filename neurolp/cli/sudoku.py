@@ -270,11 +270,10 @@ def _analysis_puzzles(args, meta: dict, run_dir: Path | None):
 
 
 def _analyze(args) -> int:
-    import numpy as np
-
     from neurolp.errors import CheckpointError
     from neurolp.sudoku.analysis import (mask_conformations, mask_values, orientation_ablation,
-                                         plot_ablation, plot_conformations, plot_mask_grid)
+                                         plot_ablation, plot_conformations, plot_mask_grid,
+                                         select_orientation_masks)
     from neurolp.train.checkpoint import load_model
     from neurolp.utils import resolve_device, save_figure, staged_output, write_csv, write_run_record
 
@@ -315,7 +314,8 @@ def _analyze(args) -> int:
                                                    if not k.startswith("_")},
                          {"checkpoint": str(path), "model": meta["model"], "puzzles": where})
     sel = table[table["gamma"] > args.gamma_min]
-    near = (np.abs(((sel["theta"] - args.center + 90) % 180) - 90) <= 20).sum()
+    near = sum(len(c) for c in select_orientation_masks(table, 20, gamma_min=args.gamma_min,
+                                                        center=args.center).values())
     print(f"{meta['model']}: {len(table)} masks in {table['layer_index'].nunique()} layers; "
           f"{len(sel)} orientation-selective (γ > {args.gamma_min:g}), {near} of them within ±20° of "
           f"{args.center:g}°")

@@ -32,7 +32,7 @@ from torch import nn
 from neurolp.errors import ConfigError
 from neurolp.mmv1 import model as _model  # noqa: F401  (registers the mmv1 architecture)
 from neurolp.mmv1.data import DataOptions, SessionData, load_session
-from neurolp.mmv1.metrics import SMOOTH_BINS, evaluate_traces, pearson_per_neuron, smooth_traces
+from neurolp.mmv1.metrics import SMOOTH_BINS, evaluate_traces
 from neurolp.train.engine import EngineContext, EngineOptions, Selection, StepOutput, Task
 
 __all__ = ["PRESETS", "PAPER_VARIANTS", "MMV1Config", "MMV1Task", "make_config", "predict", "fit_session",
@@ -58,19 +58,19 @@ class MMV1Config:
     session: str = ""
     model: str = "base-mmv1"
     preset: str = "quick"
-    # data (see DataOptions)
-    video: str = "vid_mean"
-    behav_mode: str = "all_prod"
-    seq_len: int = 4
-    predict_offset: int = 1
-    min_rate_hz: float = 3.0
-    neurons: tuple[int, ...] | None = None
-    nan: str = "zero"
-    frame_norm: str = "segment"
-    frame_range: str = "01"
-    val_fraction: float = 0.2
-    bin_ms: float = 48.0
-    segments: tuple[int, ...] | None = None
+    # data: DataOptions' fields, flat, with its defaults
+    video: str = DataOptions.video
+    behav_mode: str = DataOptions.behav_mode
+    seq_len: int = DataOptions.seq_len
+    predict_offset: int = DataOptions.predict_offset
+    min_rate_hz: float = DataOptions.min_rate_hz
+    neurons: tuple[int, ...] | None = DataOptions.neurons
+    nan: str = DataOptions.nan
+    frame_norm: str = DataOptions.frame_norm
+    frame_range: str = DataOptions.frame_range
+    val_fraction: float = DataOptions.val_fraction
+    bin_ms: float = DataOptions.bin_ms
+    segments: tuple[int, ...] | None = DataOptions.segments
     # model
     channels: tuple[int, ...] = (16, 16, 8)
     hidden_size: int = 64
@@ -199,20 +199,15 @@ class MMV1Task(Task):
     sample_unit = "windows"
     eval_splits = {"val": "val_"}
     selection = Selection("val", "loss", "min")
+    runtime_fields = MMV1Config.RUNTIME
 
     def __init__(self, config: MMV1Config, session: SessionData | None = None):
         self.config = config.validate()
-        self.runtime_fields = MMV1Config.RUNTIME
         self.session = session
         c = config
         self.options = EngineOptions(epochs=c.epochs, seed=c.seed, device=c.device, amp=c.amp,
                                      channels_last=False, checkpoint_every=c.checkpoint_every,
                                      max_steps=c.max_steps, patience=c.patience, progress=c.progress)
-
-    def config_differences(self, saved: dict[str, Any]) -> dict[str, tuple]:
-        now = self.config.to_dict()
-        return {k: (saved.get(k), now.get(k)) for k in set(now) | set(saved)
-                if k not in self.runtime_fields and saved.get(k) != now.get(k)}
 
     # data
     def setup(self, ctx: EngineContext) -> None:
@@ -281,11 +276,9 @@ class MMV1Task(Task):
         pred = predict(model, ds, ctx.device, batch_size=c.eval_batch_size or 2 * c.batch_size,
                        num_workers=self.workers, amp_dtype=ctx.amp_dtype)
         true = ds.targets()
-        lengths = ds.segment_lengths()
-        cc = pearson_per_neuron(smooth_traces(pred, lengths, c.smooth_bins),
-                                smooth_traces(true, lengths, c.smooth_bins))
-        return {"loss": _poisson_nll(pred, true), "cc": float(np.nanmean(cc)),
-                "cc_raw": float(np.nanmean(pearson_per_neuron(pred, true)))}
+        ev = evaluate_traces(pred, true, ds.segment_lengths(), window=c.smooth_bins)  # per segment
+        return {"loss": _poisson_nll(pred, true), "cc": float(np.nanmean(ev["cc"].to_numpy())),
+                "cc_raw": float(np.nanmean(ev["cc_raw"].to_numpy()))}
 
     # records
     def checkpoint_metadata(self) -> dict[str, Any]:
@@ -387,7 +380,6 @@ def run_fit(data: str | Path, variants: Sequence[str], out: str | Path, *, sessi
 
     import pandas as pd
 
-    from neurolp.mmv1.data import load_session as _load
     from neurolp.mmv1.layout import list_sessions
     from neurolp.mmv1.metrics import format_table5, session_summary, table5
     from neurolp.utils.io import atomic_write, staged_output, write_csv, write_run_record
@@ -403,24 +395,26 @@ def run_fit(data: str | Path, variants: Sequence[str], out: str | Path, *, sessi
     described = {}
     for name in names:
         cfg0 = dataclasses.replace(base, data=str(data), session=name)
-        sdata = _load(data, name, cfg0.data_options())
+        sdata = load_session(data, name, cfg0.data_options())
         described[name] = sdata.describe()
         log(f"{name}: {sdata.num_neurons} of {len(sdata.rates_hz)} neurons, windows train "
             f"{len(sdata.train)} / val {len(sdata.val)} / test {len(sdata.test)}, "
             f"{sdata.behav_dim} behaviour features; NaN bins ({cfg0.nan}): "
             + (", ".join(f"{k} {v}" for k, v in _nan_totals(sdata).items()) or "none"))
+        oracle_cc = None  # depends on the session only: computed at its first scored variant
         for v in variants:
             cfg = dataclasses.replace(cfg0, model=f"{v}-mmv1").validate()
             r = fit_session(cfg, out / "runs" / name / v, sdata, resume=resume, store=store, publish=publish)
             if r is None:
                 continue
             if synthetic is not None:
-                from neurolp.mmv1.synthetic import oracle_counts
+                if oracle_cc is None:
+                    from neurolp.mmv1.synthetic import oracle_counts
 
-                oracle = oracle_counts(data, name, sdata.test, sdata.neurons)
-                r.neurons["cc_oracle"] = evaluate_traces(oracle, r.true, r.segment_lengths,
-                                                         window=cfg.smooth_bins,
-                                                         across_joins=cfg.across_joins)["cc"].to_numpy()
+                    oracle = oracle_counts(data, name, sdata.test, sdata.neurons)
+                    oracle_cc = evaluate_traces(oracle, r.true, r.segment_lengths, window=cfg.smooth_bins,
+                                                across_joins=cfg.across_joins)["cc"].to_numpy()
+                r.neurons["cc_oracle"] = oracle_cc.copy()
             results.append(r)
             log(f"  {v:>6}: cc {r.neurons['cc'].mean():.3f} (shuffled {r.neurons['cc_shuffled'].mean():.3f}), "
                 f"MSE {r.neurons['mse'].mean():.4f}; {r.summary['epochs_done']} epoch(s), "

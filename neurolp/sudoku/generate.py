@@ -25,13 +25,11 @@ from __future__ import annotations
 import numpy as np
 
 from neurolp.errors import InputError
-from neurolp.sudoku.grid import CELL_UNITS, FULL, UNITS
+from neurolp.sudoku.grid import CELL_UNITS, FULL, POPCOUNT, UNITS
 
 __all__ = ["generate_puzzles", "random_solutions", "propagate_singles", "parse_blanks",
            "blank_histogram"]
 
-_POP = np.array([bin(i).count("1") for i in range(FULL + 1)], dtype=np.int8)
-_LOG2 = {1 << d: d for d in range(9)}
 _BIT_TO_DIGIT = np.zeros(FULL + 1, dtype=np.uint8)
 for _d in range(9):
     _BIT_TO_DIGIT[1 << _d] = _d + 1
@@ -130,7 +128,7 @@ def _solved_by_singles(q: np.ndarray) -> np.ndarray:
 
 def _pick_bits(masks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One uniformly random set bit of each mask."""
-    pop = _POP[masks].astype(np.int64)
+    pop = POPCOUNT[masks].astype(np.int64)
     r = (rng.random(len(masks)) * pop).astype(np.int64)
     out = np.zeros(len(masks), dtype=np.uint16)
     seen = np.zeros(len(masks), dtype=np.int64)
@@ -152,7 +150,7 @@ def random_solutions(n: int, rng: np.random.Generator) -> np.ndarray:
         open_ = ~(_single(c).all(0) & ~bad)
         if open_.any():
             co = c[:, open_]
-            p = _POP[co].astype(np.float64)
+            p = POPCOUNT[co].astype(np.float64)
             score = np.where(p > 1, p + rng.random(co.shape), np.inf)  # fewest candidates, random ties
             cell = score.argmin(0)
             cols = np.arange(co.shape[1])

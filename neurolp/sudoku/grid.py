@@ -13,9 +13,9 @@ import numpy as np
 #: The five SudokuCNN variants of the paper (§5); any lp{p} / lp{p}f also works.
 VARIANTS = ("base", "large", "lp2", "lp16", "lp256f")
 
-__all__ = ["ROWS", "COLS", "BOXES", "UNITS", "CELL_UNITS", "PEERS", "FULL", "digit_masks",
-           "unit_validity", "valid_solutions", "consistent", "encode_quizzes", "encode_targets",
-           "format_grid"]
+__all__ = ["ROWS", "COLS", "BOXES", "UNITS", "CELL_UNITS", "PEERS", "FULL", "POPCOUNT",
+           "digit_masks", "unit_validity", "valid_solutions", "consistent", "encode_quizzes",
+           "encode_targets", "format_grid"]
 
 _IDX = np.arange(81).reshape(9, 9)
 ROWS = _IDX.copy()                                        # [9, 9] cell indices of each row
@@ -25,6 +25,8 @@ UNITS = np.concatenate([ROWS, COLS, BOXES])               # [27, 9]: rows 0-8, c
 CELL_UNITS = np.array([[i // 9, 9 + i % 9, 18 + 3 * (i // 27) + (i % 9) // 3] for i in range(81)])
 PEERS = [tuple(sorted(set(UNITS[CELL_UNITS[i]].ravel()) - {i})) for i in range(81)]  # 20 each
 FULL = 0x1FF
+#: Number of set bits (candidate digits) of each 9-bit mask.
+POPCOUNT = np.array([bin(m).count("1") for m in range(FULL + 1)], dtype=np.int64)
 
 
 _MASK_TABLE = np.array([0] + [1 << d for d in range(9)] + [0] * 246, dtype=np.uint16)

@@ -57,14 +57,13 @@ def grid_metrics(pred: np.ndarray, quizzes: np.ndarray, solutions: np.ndarray) -
 
 def elimination_baseline(quizzes: np.ndarray) -> float:
     """Expected blank accuracy of guessing each blank among the digits its peers' givens allow."""
-    from neurolp.sudoku.grid import CELL_UNITS, UNITS
+    from neurolp.sudoku.grid import CELL_UNITS, POPCOUNT, UNITS
 
     q = np.asarray(quizzes).reshape(-1, 81)
     m = digit_masks(q)
     unit_or = np.bitwise_or.reduce(m[:, UNITS], axis=2)                  # [n, 27]
     seen = np.bitwise_or.reduce(unit_or[:, CELL_UNITS], axis=2)          # [n, 81]
-    pop = np.array([bin(i).count("1") for i in range(512)])
-    free = 9 - pop[seen]
+    free = 9 - POPCOUNT[seen]
     blank = q == 0
     return float((1.0 / np.maximum(free, 1))[blank].mean()) if blank.any() else 1.0
 

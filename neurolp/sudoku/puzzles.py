@@ -30,6 +30,7 @@ import numpy as np
 
 from neurolp.errors import DataFormatError, DataNotFoundError, InputError
 from neurolp.sudoku.grid import consistent, unit_validity
+from neurolp.utils.io import file_sha256
 
 __all__ = ["load_puzzles", "save_puzzles", "CACHE_ENV_VAR", "default_cache_dir", "HEADER"]
 
@@ -128,14 +129,6 @@ def _validate(quizzes: np.ndarray, solutions: np.ndarray, path) -> None:
                                         f"{quizzes[i, cell]} vs {solutions[i, cell]}")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _cache_paths(path: Path, cache_dir: Path) -> tuple[Path, Path, dict]:
     st = path.stat()
     source = {"path": str(path.resolve()), "size": int(st.st_size), "mtime_ns": int(st.st_mtime_ns),
@@ -149,7 +142,7 @@ def _read_cache(npy: Path, meta_path: Path, source: dict):
         return None
     try:
         meta = json.loads(meta_path.read_text())
-        if meta.get("source") != source or meta.get("sha256") != _sha256(npy):
+        if meta.get("source") != source or meta.get("sha256") != file_sha256(npy):
             return None  # stale or damaged: rebuilt by the caller
         arr = np.load(npy, allow_pickle=False)
     except (OSError, ValueError):
@@ -166,7 +159,7 @@ def _write_cache(npy: Path, meta_path: Path, source: dict, q: np.ndarray, s: np.
         with atomic_write(npy, "wb") as fh:
             np.save(fh, np.concatenate([q, s], axis=1), allow_pickle=False)
         atomic_write_text(meta_path, json.dumps({"source": source, "n": int(len(q)),
-                                                 "sha256": _sha256(npy)}) + "\n")
+                                                 "sha256": file_sha256(npy)}) + "\n")
         return True
     except OSError:
         return False  # read-only cache folder: work without it

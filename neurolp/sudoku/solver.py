@@ -11,14 +11,14 @@ from __future__ import annotations
 import numpy as np
 
 from neurolp.errors import InputError
-from neurolp.sudoku.grid import FULL, PEERS, UNITS
+from neurolp.sudoku.grid import FULL, PEERS, POPCOUNT, UNITS
 
 __all__ = ["solve", "count_solutions", "parse_grid"]
 
 _UNITS = [tuple(int(c) for c in u) for u in UNITS]
 _CELL_UNITS = [[u for u in _UNITS if i in u] for i in range(81)]
 _BIT = {1 << d: d + 1 for d in range(9)}
-_POP = [bin(m).count("1") for m in range(FULL + 1)]
+_POP = POPCOUNT.tolist()  # list indexing is faster than numpy in the scalar search
 
 
 def parse_grid(quiz) -> list[int]:

@@ -248,17 +248,13 @@ class SudokuTask(Task):
 
     def setup(self, ctx: EngineContext) -> None:
         from neurolp.train.data import EpochBatchSampler
+        from neurolp.train.distributed import barrier  # a no-op unless distributed
 
         cfg, dist = self.config, ctx.dist
-        if dist.enabled:
-            from neurolp.train.distributed import barrier
-
-            if not dist.is_main:
-                barrier(dist)  # rank 0 generates and writes puzzles.csv first
+        if not dist.is_main:
+            barrier(dist)  # rank 0 generates and writes puzzles.csv first
         self.split = load_split(cfg, ctx.out, write=dist.is_main, progress=cfg.progress and dist.is_main)
-        if dist.enabled and dist.is_main:
-            from neurolp.train.distributed import barrier
-
+        if dist.is_main:
             barrier(dist)
         ctx.notes += self.split.notes
         sp = self.split
@@ -301,14 +297,12 @@ class SudokuTask(Task):
                 "train_cell_accuracy": stats.get("correct", 0.0) / max(81 * n, 1)}
 
     def evaluate(self, model: nn.Module, split: str, ctx: EngineContext) -> dict[str, Any]:
-        from neurolp.sudoku.metrics import evaluate_puzzles
+        from neurolp.sudoku.metrics import METRIC_COLUMNS, evaluate_puzzles
 
         sp = self.split
         idx = sp.val if split == "val" else sp.test
-        keys = ("loss", "cell_accuracy", "blank_accuracy", "row_validity", "column_validity",
-                "box_validity", "puzzle_validity", "oneshot_solved")
-        if split == "test":
-            keys += ("iterative_solved",)
+        # the iterative solver runs on the test split only
+        keys = tuple(k for k in METRIC_COLUMNS if split == "test" or k != "iterative_solved")
         if len(idx) == 0:  # (every DDP rank evaluates the same puzzles: identical selection)
             return {k: None for k in keys}
         res = evaluate_puzzles(model, sp.quizzes[idx], sp.solutions[idx],
@@ -324,12 +318,11 @@ class SudokuTask(Task):
 
     def summarize(self, info: dict[str, Any]) -> dict[str, Any]:
         from neurolp.models import count_params
+        from neurolp.sudoku.metrics import METRIC_COLUMNS
 
         cfg = self.config
         best, last = info["best_metrics"] or {}, info["last_metrics"] or {}
-        keep = ("loss", "cell_accuracy", "blank_accuracy", "row_validity", "column_validity",
-                "box_validity", "puzzle_validity", "oneshot_solved", "iterative_solved",
-                "val_cell_accuracy")
+        keep = METRIC_COLUMNS + ("val_cell_accuracy",)
         return {"model": model_name(cfg.variant), "variant": cfg.variant, "depth": cfg.depth,
                 "width": cfg.width, "params": count_params(self.model), "seed": cfg.seed,
                 "data": self.split.source, "split_sizes": self.split.sizes(),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import hashlib
 import json
 import os
 import platform
@@ -20,8 +21,8 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any, Iterator
 
-__all__ = ["atomic_write", "atomic_write_text", "save_figure", "staged_output", "write_csv",
-           "write_run_record",
+__all__ = ["atomic_write", "atomic_write_text", "file_sha256", "save_figure", "staged_output",
+           "write_csv", "write_run_record",
            "git_commit", "environment_versions"]
 
 
@@ -66,6 +67,15 @@ def save_figure(fig, path: str | os.PathLike, *, close: bool = True, **savefig_k
 
         plt.close(fig)
     return path
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB chunks (cache integrity checks)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def write_csv(df, path: str | os.PathLike, **kwargs) -> Path:
