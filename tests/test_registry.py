@@ -164,3 +164,14 @@ def test_plugin_variant_resolves_builds_and_round_trips(monkeypatch):
 def test_plugin_prefix_on_an_unsupported_arch_names_the_supported_ones(name, valid):
     with pytest.raises(ConfigError, match=f"exist for .*{valid}.*not '{name.split('-', 1)[1]}'"):
         parse_model_name(name)
+
+
+def test_summary_feeds_the_models_own_input_channels():
+    # SudokuCNN reads one digit plane (in_chans = 1): the size check and the MAC count must feed it
+    # that, not 3 RGB channels. Hand count, depth 10 × width 256, 3×3 convs with bias, BN, 1×1 head
+    # to 9 classes, on 9×9 = 81 cells (MACs count the convolutions' multiply-accumulates only).
+    s = model_summary("base-sudokucnn", 9, 9)
+    convs = 1 * 256 * 9 + 9 * (256 * 256 * 9) + 256 * 9
+    assert s["params"] == convs + 10 * 256 + 10 * 2 * 256 + 9
+    assert s["trainable_params"] == s["params"]
+    assert s["macs"] == 81 * convs

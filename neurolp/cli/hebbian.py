@@ -115,12 +115,9 @@ def check(args) -> None:
     require(not (args.supervised and any(hasattr(args, k) for k in ("lebesgue_p", "ranking_param", "delta",
                                                                      "step_norm"))),
             "--p/--k/--delta/--step-norm set the Hebbian rule; --supervised trains by SGD only (drop one of them)")
-    if args.dataset == "cifar10":
-        from types import SimpleNamespace
+    from neurolp.train.data import check_dataset_present
 
-        from neurolp.train.data import check_dataset_present
-
-        check_dataset_present(SimpleNamespace(dataset="cifar10", data_dir=args.data_dir))
+    check_dataset_present(args)  # digits is offline (bundled); cifar10's folder must be there
     _config(args)  # preset and range checks before any work
     if args.publish and args.store is None:
         from neurolp.train.store import default_store

@@ -44,15 +44,14 @@ def load_tensor_splits(dataset: str = "digits", data_dir=None, *, val_fraction: 
                        split_seed: int = 0, max_train_samples: int | None = None,
                        image_size: int = 32) -> TensorSplits:
     """Train / val / test as float tensors in [0, 1] ``[N, 3, S, S]`` with long labels."""
-    from neurolp.train.data import dataset_info, load_splits
+    from neurolp.train.data import load_splits
 
-    info = dataset_info(dataset)
     cfg = SimpleNamespace(dataset=dataset, data_dir=data_dir, val_fraction=val_fraction, split_seed=split_seed,
                           max_train_samples=max_train_samples, image_size=image_size, preset="quick")
     s = load_splits(cfg)
     val = _to_tensor(s.val, image_size) if s.val is not None else None
     return TensorSplits(_to_tensor(s.train, image_size), val, _to_tensor(s.test, image_size), list(s.classes),
-                        info.flip_ok, list(s.notes))
+                        s.info.flip_ok, list(s.notes))
 
 
 def augment_batch(x: torch.Tensor, generator: torch.Generator | None = None, pad: int = 4,

@@ -211,8 +211,6 @@ def init_depthwise_dog_(model: nn.Module, gammas: Sequence[float] | float = DEFA
         kh, kw = conv.kernel_size
         if kh != kw:
             raise ConfigError(f"depthwise conv {name!r} has a {kh}×{kw} kernel; DoG kernels are square")
-        for g in gammas:
-            _check(kh, g)
         bank = {(on, g): dog_kernel(kh, g, on) for g in gammas for on in (True, False)}
         if scale == "match":
             rms = 1.0 if conv.weight.is_meta else float(conv.weight.pow(2).mean().sqrt())

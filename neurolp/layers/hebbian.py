@@ -43,6 +43,7 @@ from torch import nn
 from torch.nn.modules.utils import _pair
 
 from neurolp.errors import ConfigError
+from neurolp.layers.local import _resolve_padding
 
 __all__ = ["BioConv2d", "BioLinear", "lp_transform", "rank_activations", "p_sphere_convergence",
            "normalise_step", "conv_hebbian", "STEP_NORMS", "HEBBIAN_METHODS"]
@@ -198,21 +199,9 @@ class BioConv2d(_HebbianMixin, nn.Conv2d):
         with torch.no_grad():
             nn.init.normal_(self.weight)
 
-    def _pad_amounts(self) -> tuple[int, int, int, int]:
-        """(left, right, top, bottom), asymmetric for 'same' with even dilated kernels."""
-        if self.padding == "valid":
-            return (0, 0, 0, 0)
-        if self.padding == "same":
-            out = []
-            for d, k in zip(reversed(self.dilation), reversed(self.kernel_size)):
-                total = d * (k - 1)
-                out += [total // 2, total - total // 2]
-            return tuple(out)
-        ph, pw = self.padding
-        return (pw, pw, ph, ph)
-
     def pad_input(self, x: torch.Tensor) -> torch.Tensor:
-        pads = self._pad_amounts()
+        # (left, right, top, bottom), asymmetric for 'same' with even dilated kernels, as nn.Conv2d
+        pads = _resolve_padding(self.padding, self.kernel_size, self.dilation, self.stride)
         if not any(pads):
             return x
         mode = "constant" if self.padding_mode == "zeros" else self.padding_mode

@@ -555,9 +555,9 @@ def set_weight_sharing(model: nn.Module, mode: SharingMode | None, every: int = 
     else:
         cfg = dict(mode=mode, every=int(every), eta=float(eta), gamma=float(gamma), iters=int(iters),
                    n_patterns=int(n_patterns), seed=int(seed))
-    for i, (_, layer) in enumerate(lc_layers(model)):
-        layer.sharing = None if cfg is None else {**cfg, "seed": cfg["seed"] * 1000 + i}
     layers = lc_layers(model)
+    for i, (_, layer) in enumerate(layers):
+        layer.sharing = None if cfg is None else {**cfg, "seed": cfg["seed"] * 1000 + i}
     for _, layer in layers:
         if layer.bn_refresh is not None:
             layer.bn_refresh.remove()

@@ -70,15 +70,21 @@ def densenet121(num_classes: int, image_size: int, drop_rate: float = 0.0) -> nn
     return model
 
 
+def _cifar_convnext_stem(model: nn.Module, width: int) -> None:
+    """Replace a torchvision ConvNeXt's 4×4/s4 patchify stem by a 3×3/s1 conv of ``width`` channels
+    (ConvNeXt's own init: trunc-normal σ = 0.02, zero bias)."""
+    stem = nn.Conv2d(3, width, 3, 1, 1)
+    nn.init.trunc_normal_(stem.weight, std=0.02)
+    nn.init.zeros_(stem.bias)
+    model.features[0][0] = stem
+
+
 @register_arch("convnext_tiny", description="ConvNeXt-T (7×7 depthwise convs, 4×4/s4 stem)",
                has_drop_path=True)
 def convnext_tiny(num_classes: int, image_size: int, drop_path_rate: float = 0.0) -> nn.Module:
     model = tvm.convnext_tiny(num_classes=num_classes, stochastic_depth_prob=drop_path_rate)
     if _small(image_size):
-        stem = nn.Conv2d(3, 96, 3, 1, 1)
-        nn.init.trunc_normal_(stem.weight, std=0.02)
-        nn.init.zeros_(stem.bias)
-        model.features[0][0] = stem
+        _cifar_convnext_stem(model, 96)
     return model
 
 

@@ -29,16 +29,13 @@ DOG_OPTIONS = ("gammas", "pattern", "share", "seed", "scale")
 def small_convnext(num_classes: int, image_size: int, dims, depths, drop_path_rate: float = 0.0) -> nn.Module:
     from torchvision.models.convnext import CNBlockConfig, ConvNeXt
 
-    from neurolp.models.archs import _small
+    from neurolp.models.archs import _cifar_convnext_stem, _small
 
     setting = [CNBlockConfig(dims[i], dims[i + 1] if i + 1 < len(dims) else None, depths[i])
                for i in range(len(dims))]
     model = ConvNeXt(setting, stochastic_depth_prob=drop_path_rate, num_classes=num_classes)
     if _small(image_size):
-        stem = nn.Conv2d(3, dims[0], 3, 1, 1)
-        nn.init.trunc_normal_(stem.weight, std=0.02)
-        nn.init.zeros_(stem.bias)
-        model.features[0][0] = stem
+        _cifar_convnext_stem(model, dims[0])
     return model
 
 

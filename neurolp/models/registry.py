@@ -164,15 +164,8 @@ def is_registry_name(name: str) -> bool:
     if _NAME_RE.match(name):
         return True
     _ensure_builtin_archs()
-    return any(v.pattern.fullmatch(name.split("-", 1)[0]) for v in VARIANTS.values()) or \
-        _parse_plugin_quiet(name)
-
-
-def _parse_plugin_quiet(name: str) -> bool:
-    try:
-        return _parse_plugin(name) is not None
-    except ConfigError:
-        return True
+    # Prefixes and architecture names hold no "-", so the prefix is the part before the first one.
+    return any(v.pattern.fullmatch(name.split("-", 1)[0]) for v in VARIANTS.values())
 
 
 def parse_model_name(name: str) -> ModelName:
@@ -231,16 +224,15 @@ def create_model(name: str, num_classes: int = 1000, image_size: int = 224, *,
             model = arch.builder(num_classes=num_classes, image_size=image_size, **arch_kwargs)
     except TypeError as exc:  # an option this architecture does not have
         raise ConfigError(f"invalid options for {spec_name.arch} ({spec_name}): {exc}") from exc
-    try:
-        if plugin is not None:
-            pass
-        elif spec_name.variant == "large":
-            large_convert(model, **convert_kwargs)
-        elif spec_name.variant == "lp":
-            convert_kwargs.setdefault("frozen", spec_name.frozen)
-            lp_convert(model, spec_name.p_init, **convert_kwargs)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"invalid conversion options {convert_kwargs} for {name!r}: {exc}") from exc
+    if plugin is None:  # plug-in variants convert inside their own build
+        try:
+            if spec_name.variant == "large":
+                large_convert(model, **convert_kwargs)
+            elif spec_name.variant == "lp":
+                convert_kwargs.setdefault("frozen", spec_name.frozen)
+                lp_convert(model, spec_name.p_init, **convert_kwargs)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"invalid conversion options {convert_kwargs} for {name!r}: {exc}") from exc
     model.neurolp_spec = {"name": str(spec_name), "arch": spec_name.arch, "variant": spec_name.variant,
                           "p_init": spec_name.p_init, "frozen": spec_name.frozen,
                           "num_classes": num_classes, "image_size": image_size,

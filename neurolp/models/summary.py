@@ -16,11 +16,18 @@ def count_params(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-def count_macs(model: nn.Module, image_size: int, in_chans: int = 3) -> int:
+def _in_chans(model: nn.Module, in_chans: int | None) -> int:
+    # Models with other than RGB input (SudokuCNN: one digit plane) say so in ``in_chans``.
+    return getattr(model, "in_chans", 3) if in_chans is None else in_chans
+
+
+def count_macs(model: nn.Module, image_size: int, in_chans: int | None = None) -> int:
     """MACs of one forward pass at ``image_size`` (counted by torch's FlopCounterMode; Lp-mask
-    arithmetic is elementwise and not counted, it is O(out·l²) per layer)."""
+    arithmetic is elementwise and not counted, it is O(out·l²) per layer). ``in_chans`` defaults
+    to ``model.in_chans``, else 3."""
     from torch.utils.flop_counter import FlopCounterMode
 
+    in_chans = _in_chans(model, in_chans)
     device = next(model.parameters()).device
     x = torch.zeros(1, in_chans, image_size, image_size, device=device)
     was_training = model.training
@@ -32,12 +39,14 @@ def count_macs(model: nn.Module, image_size: int, in_chans: int = 3) -> int:
 
 
 def check_input_size(model: nn.Module, image_size: int, name: str = "the model",
-                     in_chans: int = 3) -> None:
+                     in_chans: int | None = None) -> None:
     """Raise :class:`~neurolp.errors.ConfigError` when ``image_size`` inputs cannot pass through
     ``model`` (a pooling or stride that shrinks them to nothing): one forward pass of one image on
-    the model's device (free on the meta device, where :func:`preflight` builds models)."""
+    the model's device (free on the meta device, where :func:`preflight` builds models).
+    ``in_chans`` defaults to ``model.in_chans``, else 3."""
     from neurolp.errors import ConfigError
 
+    in_chans = _in_chans(model, in_chans)
     was_training = model.training
     device = next((p.device for p in model.parameters()), torch.device("meta"))
     try:
@@ -61,4 +70,4 @@ def model_summary(name: str, num_classes: int = 1000, image_size: int = 224) -> 
     check_input_size(model, image_size, name)
     return {"name": name, "num_classes": num_classes, "image_size": image_size,
             "params": count_params(model), "trainable_params": count_params(model, True),
-            "macs": count_macs(model, image_size, getattr(model, "in_chans", 3))}
+            "macs": count_macs(model, image_size)}

@@ -283,15 +283,40 @@ def _read_cifar_pickle(path: Path) -> dict:
     return {(k.decode("latin1") if isinstance(k, bytes) else k): v for k, v in obj.items()}
 
 
-def _cifar_root(data_dir: Path) -> Path | None:
-    for cand in (data_dir / "cifar-100-python", data_dir):
-        if all((cand / f).is_file() for f in ("train", "test", "meta")):
+CIFAR100_FILES = ("train", "test", "meta")
+CIFAR10_FILES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch", "batches.meta")
+
+
+def _find_root(data_dir: Path, folder: str, files) -> Path | None:
+    """``data_dir/folder`` or ``data_dir`` itself, whichever holds all of ``files`` (None: neither)."""
+    for cand in (data_dir / folder, data_dir):
+        if all((cand / f).is_file() for f in files):
             return cand
     return None
 
 
+def _read_cifar_split(path: Path, label_key: str, num_classes: int, *,
+                      check_count: bool) -> tuple[np.ndarray, list]:
+    """Images ``[N, 32, 32, 3]`` and labels of one pickled CIFAR split (``label_key``: CIFAR-10's
+    ``labels``, CIFAR-100's ``fine_labels``). ``check_count``: refuse here a label count that differs
+    from the image count (CIFAR-10 concatenates its batches; CIFAR-100's :class:`ArrayImages` checks)."""
+    d = _read_cifar_pickle(path)
+    data, labels = np.asarray(d.get("data")), d.get(label_key)
+    if data.ndim != 2 or data.shape[1] != 3072 or data.dtype != np.uint8 or labels is None:
+        raise DataFormatError(f"{path}: expected 'data' uint8 [N, 3072] and '{label_key}', got "
+                              f"{data.dtype} {data.shape}")
+    bad = f"{label_key} outside 0..{num_classes - 1}"
+    if check_count:
+        bad = f"{len(labels)} {label_key} for {len(data)} images, or {bad}"
+        if len(labels) != len(data):
+            raise DataFormatError(f"{path}: {bad}")
+    if len(labels) and not (0 <= min(labels) and max(labels) < num_classes):
+        raise DataFormatError(f"{path}: {bad}")
+    return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), list(labels)
+
+
 def _load_cifar100(data_dir: Path, **_) -> dict[str, Any]:
-    root = _cifar_root(data_dir)
+    root = _find_root(data_dir, "cifar-100-python", CIFAR100_FILES)
     if root is None:
         raise _not_found("cifar100", data_dir,
                          f"no cifar-100-python/{{train,test,meta}} in {data_dir}")
@@ -301,40 +326,12 @@ def _load_cifar100(data_dir: Path, **_) -> dict[str, Any]:
         raise DataFormatError(f"{root / 'meta'} lists {len(classes)} fine label names, expected 100")
     out: dict[str, Any] = {"classes": classes}
     for split in ("train", "test"):
-        d = _read_cifar_pickle(root / split)
-        data, labels = np.asarray(d.get("data")), d.get("fine_labels")
-        if data.ndim != 2 or data.shape[1] != 3072 or data.dtype != np.uint8 or labels is None:
-            raise DataFormatError(f"{root / split}: expected 'data' uint8 [N, 3072] and "
-                                  f"'fine_labels', got {data.dtype} {data.shape}")
-        if len(labels) and not (0 <= min(labels) and max(labels) < 100):
-            raise DataFormatError(f"{root / split}: fine_labels outside 0..99")
-        out[split] = ArrayImages(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels)
+        out[split] = ArrayImages(*_read_cifar_split(root / split, "fine_labels", 100, check_count=False))
     return out
 
 
-CIFAR10_FILES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch", "batches.meta")
-
-
-def _cifar10_root(data_dir: Path) -> Path | None:
-    for cand in (data_dir / "cifar-10-batches-py", data_dir):
-        if all((cand / f).is_file() for f in CIFAR10_FILES):
-            return cand
-    return None
-
-
-def _cifar10_batch(path: Path) -> tuple[np.ndarray, list]:
-    d = _read_cifar_pickle(path)
-    data, labels = np.asarray(d.get("data")), d.get("labels")
-    if data.ndim != 2 or data.shape[1] != 3072 or data.dtype != np.uint8 or labels is None:
-        raise DataFormatError(f"{path}: expected 'data' uint8 [N, 3072] and 'labels', got "
-                              f"{data.dtype} {data.shape}")
-    if len(labels) != len(data) or (len(labels) and not (0 <= min(labels) and max(labels) < 10)):
-        raise DataFormatError(f"{path}: {len(labels)} labels for {len(data)} images, or labels outside 0..9")
-    return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), list(labels)
-
-
 def _load_cifar10(data_dir: Path, **_) -> dict[str, Any]:
-    root = _cifar10_root(data_dir)
+    root = _find_root(data_dir, "cifar-10-batches-py", CIFAR10_FILES)
     if root is None:
         raise _not_found("cifar10", data_dir, f"no cifar-10-batches-py/{{{','.join(CIFAR10_FILES)}}} "
                                               f"in {data_dir}")
@@ -342,8 +339,8 @@ def _load_cifar10(data_dir: Path, **_) -> dict[str, Any]:
     classes = [c.decode() if isinstance(c, bytes) else str(c) for c in meta.get("label_names", [])]
     if len(classes) != 10:
         raise DataFormatError(f"{root / 'batches.meta'} lists {len(classes)} label names, expected 10")
-    parts = [_cifar10_batch(root / f) for f in CIFAR10_FILES[:5]]
-    test = _cifar10_batch(root / "test_batch")
+    parts = [_read_cifar_split(root / f, "labels", 10, check_count=True) for f in CIFAR10_FILES[:5]]
+    test = _read_cifar_split(root / "test_batch", "labels", 10, check_count=True)
     return {"classes": classes,
             "train": ArrayImages(np.concatenate([p[0] for p in parts]), sum((p[1] for p in parts), [])),
             "test": ArrayImages(*test)}
@@ -603,9 +600,9 @@ def check_dataset_present(config) -> None:
     if info.offline or config.dataset == "cifar100c":
         return
     data_dir = Path(config.data_dir).expanduser() if config.data_dir else default_data_dir()
-    if config.dataset == "cifar100" and _cifar_root(data_dir) is None:
+    if config.dataset == "cifar100" and _find_root(data_dir, "cifar-100-python", CIFAR100_FILES) is None:
         raise _not_found("cifar100", data_dir, f"no cifar-100-python/{{train,test,meta}} in {data_dir}")
-    if config.dataset == "cifar10" and _cifar10_root(data_dir) is None:
+    if config.dataset == "cifar10" and _find_root(data_dir, "cifar-10-batches-py", CIFAR10_FILES) is None:
         raise _not_found("cifar10", data_dir, f"no cifar-10-batches-py/ with {', '.join(CIFAR10_FILES)} "
                                               f"in {data_dir}")
     if config.dataset == "tinyimagenet" and _tiny_root(data_dir) is None:
